@@ -1,0 +1,7 @@
+package app_test
+
+import "github.com/yzpay/yzpay/shared/sandbox"
+
+func sandboxPay(buyer string) sandbox.PayOptions {
+	return sandbox.PayOptions{PayType: "WEIXIN_DAIXIAO", BuyerID: buyer, NoPush: true}
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/yzpay/yzpay/cmd/yzpay/app"
+	"github.com/yzpay/yzpay/shared/boot"
+	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/replay"
+	"github.com/yzpay/yzpay/shared/sandbox"
+	"github.com/yzpay/yzpay/shared/store"
+)
+
+func versionString() string { return app.Version }
+
+// setup loads envrc + environment and the logger, printing why it failed.
+func setup(stderr io.Writer) (config.Env, *slog.Logger, bool) {
+	env, err := config.Load("envrc")
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay:", err)
+		return env, nil, false
+	}
+	log, err := boot.Logger(env)
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay:", err)
+		return env, nil, false
+	}
+	return env, log, true
+}
+
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: yzpay %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse returns an exit code when the command should stop (help or bad flags).
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("serve", "serve [--sandbox]\n\nRuns gateway, tradefetcher and notifier in one process. With NATS_URL unset it\nstarts an embedded JetStream server under DATA_DIR/nats; with DATABASE_URL unset\nit uses SQLite at DATA_DIR/yzpay.db.", stderr)
+	sb := fs.Bool("sandbox", false, "also run the Youzan sandbox in-process (same as YOUZAN_MODE=sandbox)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	env, log, ok := setup(stderr)
+	if !ok {
+		return 2
+	}
+	a, err := app.Start(ctx, app.Options{Env: env, Sandbox: *sb, Logger: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay serve:", err)
+		return 1
+	}
+	fmt.Fprint(stdout, a.Banner)
+	if err := a.Err(); err != nil {
+		fmt.Fprintln(stderr, "yzpay serve:", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("migrate", "migrate\n\nApplies the store's migrations to DATABASE_URL (or, when unset, the SQLite file\nDATA_DIR/yzpay.db) and exits. Safe to run while services are up.", stderr)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	env, _, ok := setup(stderr)
+	if !ok {
+		return 2
+	}
+	st, desc, err := boot.OpenStore(ctx, env.Get("DATABASE_URL", ""), filepath.Join(env.Get("DATA_DIR", "./data"), "yzpay.db"))
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay migrate:", err)
+		return 1
+	}
+	defer st.Close()
+	fmt.Fprintln(stdout, "migrations applied:", desc)
+	return 0
+}
+
+func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("sandbox", "sandbox [flags]\n\nRuns the Youzan sandbox alone: the Youzan API (token, QR create, trade get,\nQR trades), pay pages and signed pushes to --push-url.", stderr)
+	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
+	pushURL := fs.String("push-url", "http://127.0.0.1:8080/api/status", "where to push trade messages (the gateway's /api/status)")
+	style := fs.String("push-style", sandbox.PushStyleTrade, "push message types: trade (trade_*) or legacy (TRADE_ORDER_STATE)")
+	sign := fs.String("sign", sandbox.SignBoth, "push signatures: both, body or header")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	env, log, ok := setup(stderr)
+	if !ok {
+		return 2
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay sandbox:", err)
+		return 1
+	}
+	public := "http://" + ln.Addr().String()
+	sb, err := sandbox.New(sandbox.Config{
+		ClientID: env.Get("YOUZANYUN_CLIENT_ID", ""), ClientSecret: env.Get("YOUZANYUN_CLIENT_SECRET", ""),
+		KdtID: env.Get("YOUZAN_KDT_ID", ""), PushURL: *pushURL, PushStyle: *style, SignMode: *sign,
+		PublicURL: public, Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(stderr, "yzpay sandbox:", err)
+		return 1
+	}
+	defer sb.Close()
+	c := sb.Config()
+	fmt.Fprintf(stdout, "Youzan sandbox on %s, pushing to %s\n", public, *pushURL)
+	fmt.Fprintf(stdout, "  export YOUZAN_API_BASE=%s YOUZANYUN_CLIENT_ID=%s YOUZAN_KDT_ID=%s\n", public, c.ClientID, c.KdtID)
+	fmt.Fprintf(stdout, "  (YOUZANYUN_CLIENT_SECRET: set it in the environment to choose it; a generated one is not printed)\n")
+	fmt.Fprintf(stdout, "  pay page: %s/wxpay/confirmQr?qr_id=<qr_id>&kdt_id=%s   or: curl -X POST %s/sandbox/qrcodes/<qr_id>/pay\n", public, c.KdtID, public)
+	if err := opshttp.Serve(ctx, ln, sb, 5*time.Second); err != nil {
+		fmt.Fprintln(stderr, "yzpay sandbox:", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprint(stderr, "Usage:\n  yzpay deliveries list [--state failed|pending|delivered] [--endpoint URL]\n  yzpay deliveries replay (EVENT_ID... | --all-failed) [--endpoint URL]\n")
+			return 0
+		}
+		fmt.Fprintln(stderr, "usage: yzpay deliveries list|replay ... (see yzpay help deliveries)")
+		return 2
+	}
+	sub := args[0]
+	fs := newFlags("deliveries "+sub, "deliveries "+sub, stderr)
+	state := fs.String("state", "", "pending, delivered or failed (list)")
+	endpoint := fs.String("endpoint", "", "only this merchant endpoint")
+	allFailed := fs.Bool("all-failed", false, "replay every given-up delivery (replay)")
+	limit := fs.Int("limit", 100, "rows to list")
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	env, log, ok := setup(stderr)
+	if !ok {
+		return 2
+	}
+	st, _, err := boot.OpenStore(ctx, env.Get("DATABASE_URL", ""), filepath.Join(env.Get("DATA_DIR", "./data"), "yzpay.db"))
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay deliveries:", err)
+		return 1
+	}
+	defer st.Close()
+	if sub == "list" {
+		switch *state {
+		case "", store.DeliveryPending, store.DeliveryDelivered, store.DeliveryFailed:
+		default:
+			fmt.Fprintln(stderr, "yzpay deliveries list: --state must be pending, delivered or failed")
+			return 2
+		}
+		ds, err := st.ListDeliveries(ctx, store.DeliveryFilter{State: *state, Endpoint: *endpoint, Limit: *limit})
+		if err != nil {
+			fmt.Fprintln(stderr, "yzpay deliveries list:", err)
+			return 1
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "EVENT_ID\tORDER_ID\tSTATUS\tENDPOINT\tSTATE\tATTEMPTS\tLAST_HTTP\tLAST_ERROR")
+		for _, d := range ds {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.EventID, d.OrderID, d.Status, boot.RedactURL(d.Endpoint),
+				d.State(), d.Attempts, d.LastHTTPStatus, oneLine(d.LastError))
+		}
+		tw.Flush()
+		return 0
+	}
+	if !*allFailed && fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "yzpay deliveries replay: name EVENT_IDs or --all-failed")
+		return 2
+	}
+	split, err := boot.SplitFromEnv(env)
+	var m config.Missing
+	if errors.As(err, &m) && split.NATSURL == "" {
+		fmt.Fprintln(stderr, "yzpay deliveries replay: NATS_URL is required (replays go to the running notifier through JetStream)")
+		return 2
+	}
+	nc, js, err := boot.ConnectNATS(ctx, split.NATSURL, "yzpay-cli", split.Replicas, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
+		return 1
+	}
+	defer nc.Close()
+	r := replay.Replayer{Store: st, JS: js}
+	if *allFailed {
+		n, err := r.AllFailed(ctx, *endpoint)
+		fmt.Fprintf(stdout, "replayed %d failed deliveries\n", n)
+		if err != nil {
+			fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
+			return 1
+		}
+		return 0
+	}
+	for _, id := range fs.Args() {
+		ds, err := r.Replay(ctx, id, *endpoint)
+		if err != nil {
+			fmt.Fprintf(stderr, "yzpay deliveries replay %s: %v\n", id, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "replayed %s to %d endpoint(s)\n", id, len(ds))
+	}
+	return 0
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}
+

@@ -1,0 +1,3 @@
+module github.com/yzpay/yzpay/migrations
+
+go 1.26.0

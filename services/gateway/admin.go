@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/replay"
+	"github.com/yzpay/yzpay/shared/store"
+)
+
+type deliveryJSON struct {
+	EventID        string `json:"event_id"`
+	Endpoint       string `json:"endpoint"`
+	OrderID        string `json:"order_id"`
+	Status         string `json:"status"`
+	State          string `json:"state"`
+	Attempts       int    `json:"attempts"`
+	LastHTTPStatus int    `json:"last_http_status"`
+	LastError      string `json:"last_error"`
+	NextAttemptAt  string `json:"next_attempt_at"`
+	DeliveredAt    string `json:"delivered_at"`
+	GivenUpAt      string `json:"given_up_at"`
+	UpdatedAt      string `json:"updated_at"`
+}
+
+func toDeliveryJSON(d store.Delivery) deliveryJSON {
+	return deliveryJSON{
+		EventID: d.EventID, Endpoint: d.Endpoint, OrderID: d.OrderID, Status: d.Status, State: d.State(),
+		Attempts: d.Attempts, LastHTTPStatus: d.LastHTTPStatus, LastError: d.LastError,
+		NextAttemptAt: rfc3339(d.NextAttemptAt), DeliveredAt: rfc3339(d.DeliveredAt),
+		GivenUpAt: rfc3339(d.GivenUpAt), UpdatedAt: rfc3339(d.UpdatedAt),
+	}
+}
+
+func (g *Gateway) adminRoutes(r *httprouter.Router) {
+	if g.cfg.AdminKey == "" {
+		return // admin API off: the routes answer 404 like any unknown path
+	}
+	r.GET("/api/admin/deliveries", g.auth(g.cfg.AdminKey, g.listDeliveries))
+	r.POST("/api/admin/deliveries/:event_id/replay", g.auth(g.cfg.AdminKey, g.replayDelivery))
+}
+
+func (g *Gateway) listDeliveries(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	switch state {
+	case "", store.DeliveryPending, store.DeliveryDelivered, store.DeliveryFailed:
+	default:
+		opshttp.WriteError(w, g.m, http.StatusBadRequest, "invalid_state", "state must be pending, delivered or failed")
+		return
+	}
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			opshttp.WriteError(w, g.m, http.StatusBadRequest, "invalid_limit", "limit must be 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	ds, err := g.deps.Store.ListDeliveries(r.Context(), store.DeliveryFilter{State: state, Endpoint: q.Get("endpoint"), Limit: limit})
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	out := make([]deliveryJSON, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, toDeliveryJSON(d))
+	}
+	opshttp.WriteJSON(w, http.StatusOK, map[string]any{"deliveries": out})
+}
+
+func (g *Gateway) replayDelivery(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	if g.deps.Replayer == nil {
+		opshttp.WriteError(w, g.m, http.StatusNotImplemented, "replay_unavailable", "replay is not wired in this process")
+		return
+	}
+	eventID := ps.ByName("event_id")
+	ds, err := g.deps.Replayer.Replay(r.Context(), eventID, r.URL.Query().Get("endpoint"))
+	if errors.Is(err, replay.ErrNothingToReplay) {
+		opshttp.WriteError(w, g.m, http.StatusNotFound, "delivery_not_found", "no delivery recorded for that event (and endpoint)")
+		return
+	}
+	if err != nil {
+		g.writeErr(w, r, err, "event_id", eventID)
+		return
+	}
+	g.log.Info("delivery replayed by operator", "event_id", eventID, "endpoints", len(ds), "at", time.Now().UTC())
+	out := make([]deliveryJSON, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, toDeliveryJSON(d))
+	}
+	opshttp.WriteJSON(w, http.StatusAccepted, map[string]any{"replayed": out})
+}

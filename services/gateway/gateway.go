@@ -1,0 +1,144 @@
+// Package gateway is yzpay's HTTP edge: merchants create payment QR codes and
+// read orders through it, and Youzan pushes trade messages to it. A push is
+// answered with Youzan's success body only after the verified receipt is
+// stored in JetStream, so nothing Youzan sent is acknowledged and then lost.
+package gateway
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/shared/metrics"
+	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/youzan"
+)
+
+// QRCreator creates Youzan QR codes; *youzan.Client implements it.
+type QRCreator interface {
+	CreateQRCode(ctx context.Context, name string, priceFen int64) (youzan.QRCode, error)
+}
+
+// Config is the gateway's own configuration.
+type Config struct {
+	// APIKey guards /api/payment/*; "" leaves it open (sandbox mode only;
+	// the caller decides and logs the warning).
+	APIKey string
+	// AdminKey guards /api/admin/*; "" switches the admin API off.
+	AdminKey string
+	// ClientID and ClientSecret verify Youzan push signatures.
+	ClientID     string
+	ClientSecret string
+	// ClaimFor bounds how long one replica may hold the right to create an
+	// order's QR before another may try (a crash in the middle).
+	ClaimFor time.Duration
+	// PublishTimeout bounds the wait for JetStream's PubAck; Youzan gives a
+	// push receiver 5 s in all.
+	PublishTimeout time.Duration
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	Store   store.Store
+	JS      jetstream.JetStream
+	Youzan  QRCreator
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	// Checks feed /readyz.
+	Checks []opshttp.Check
+	// Replayer, when set, serves the admin replay endpoint.
+	Replayer Replayer
+}
+
+// Replayer re-sends one event's delivery through the notifier.
+type Replayer interface {
+	Replay(ctx context.Context, eventID, endpoint string) ([]store.Delivery, error)
+}
+
+// Gateway serves the HTTP API.
+type Gateway struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	m    *metrics.Metrics
+}
+
+// New checks the configuration and builds the gateway.
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	if deps.Store == nil || deps.JS == nil || deps.Youzan == nil || deps.Metrics == nil {
+		return nil, errors.New("gateway: Store, JS, Youzan and Metrics are required")
+	}
+	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+		return nil, errors.New("gateway: Youzan client id and secret are required to verify pushes")
+	}
+	if cfg.ClaimFor <= 0 {
+		cfg.ClaimFor = 30 * time.Second
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 4 * time.Second
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	return &Gateway{cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics}, nil
+}
+
+// Handler is the whole gateway API, instrumented.
+func (g *Gateway) Handler() http.Handler {
+	r := httprouter.New()
+	r.HandleMethodNotAllowed = true
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		opshttp.WriteError(w, g.m, http.StatusNotFound, "not_found", "no such route")
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		opshttp.WriteError(w, g.m, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
+	})
+	r.PanicHandler = nil // Instrument recovers and logs
+
+	r.POST("/api/payment/qrcode", g.auth(g.cfg.APIKey, g.createQRCode))
+	r.GET("/api/payment/orders/:order_id", g.auth(g.cfg.APIKey, g.getOrder))
+	r.POST("/api/status", g.receivePush)
+	g.adminRoutes(r)
+
+	hz, rz := opshttp.Health(g.deps.Checks...)
+	r.Handler(http.MethodGet, "/healthz", hz)
+	r.Handler(http.MethodGet, "/readyz", rz)
+	r.Handler(http.MethodGet, "/metrics", g.m.Handler())
+
+	return opshttp.Instrument(r, g.m, g.log, func(req *http.Request) string {
+		if h, ps, _ := r.Lookup(req.Method, req.URL.Path); h != nil {
+			route := req.URL.Path
+			if v := ps.ByName("order_id"); v != "" {
+				route = "/api/payment/orders/:order_id"
+			}
+			if v := ps.ByName("event_id"); v != "" {
+				route = strings.Replace(route, v, ":event_id", 1)
+			}
+			return route
+		}
+		return "unmatched"
+	})
+}
+
+// auth compares the bearer key in constant time; an empty key leaves the
+// route open (sandbox mode, warned about at start).
+func (g *Gateway) auth(key string, h httprouter.Handle) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if key != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(key)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="yzpay"`)
+				opshttp.WriteError(w, g.m, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer key")
+				return
+			}
+		}
+		h(w, r, ps)
+	}
+}

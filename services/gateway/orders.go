@@ -1,0 +1,241 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/qrimage"
+	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/youzan"
+)
+
+const (
+	maxOrderBody = 64 << 10
+	maxPrice     = 10_000_000
+	maxNameLen   = 100
+)
+
+var orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+// orderRequest keeps price raw so 1.5 and "100" are refused rather than
+// coerced, as the original service's Math.abs(price) once did.
+type orderRequest struct {
+	Name    *string          `json:"name"`
+	Price   *json.RawMessage `json:"price"`
+	OrderID *string          `json:"order_id"`
+}
+
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+func badRequest(code, msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: code, message: msg}
+}
+
+func parseOrderRequest(w http.ResponseWriter, r *http.Request) (store.NewOrder, *apiError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOrderBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return store.NewOrder{}, &apiError{http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds 64 KiB"}
+		}
+		return store.NewOrder{}, badRequest("bad_body", "could not read request body")
+	}
+	var req orderRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		return store.NewOrder{}, badRequest("malformed_json", "request body must be a JSON object")
+	}
+	if dec.More() {
+		return store.NewOrder{}, badRequest("malformed_json", "request body must be a single JSON object")
+	}
+	if req.Name == nil {
+		return store.NewOrder{}, badRequest("invalid_name", "name is required")
+	}
+	name := strings.TrimSpace(*req.Name)
+	if n := utf8.RuneCountInString(name); n < 1 || n > maxNameLen {
+		return store.NewOrder{}, badRequest("invalid_name", "name must be 1 to 100 characters after trimming")
+	}
+	if req.Price == nil {
+		return store.NewOrder{}, badRequest("invalid_price", "price is required (integer fen)")
+	}
+	price, err := parsePrice(*req.Price)
+	if err != nil {
+		return store.NewOrder{}, badRequest("invalid_price", "price must be a JSON integer number of fen from 1 to 10000000")
+	}
+	if req.OrderID == nil || !orderIDPattern.MatchString(*req.OrderID) {
+		return store.NewOrder{}, badRequest("invalid_order_id", "order_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+	}
+	return store.NewOrder{OrderID: *req.OrderID, Name: name, Price: price}, nil
+}
+
+func parsePrice(raw json.RawMessage) (int64, error) {
+	s := strings.TrimSpace(string(raw))
+	if s == "" || strings.ContainsAny(s, ".eE\"") {
+		return 0, errors.New("not an integer")
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, err
+	}
+	v, err := n.Int64()
+	if err != nil || v < 1 || v > maxPrice {
+		return 0, errors.New("out of range")
+	}
+	return v, nil
+}
+
+type qrResponse struct {
+	QRID    int64  `json:"qr_id"`
+	QRURL   string `json:"qr_url"`
+	QRCode  string `json:"qr_code"`
+	OrderID string `json:"order_id"`
+	Price   int64  `json:"price"`
+	Status  string `json:"status"`
+}
+
+func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	req, aerr := parseOrderRequest(w, r)
+	if aerr != nil {
+		opshttp.WriteError(w, g.m, aerr.status, aerr.code, aerr.message)
+		return
+	}
+	o, err := g.ensureQR(r.Context(), req)
+	if err != nil {
+		g.writeErr(w, r, err, "order_id", req.OrderID)
+		return
+	}
+	img, err := qrimage.PNGDataURI(o.QRURL)
+	if err != nil {
+		g.log.Error("render QR image", "order_id", o.OrderID, "qr_id", o.QRID, "err", err)
+		opshttp.WriteError(w, g.m, http.StatusInternalServerError, "qr_render_failed", "could not render the QR image")
+		return
+	}
+	opshttp.WriteJSON(w, http.StatusOK, qrResponse{
+		QRID: o.QRID, QRURL: o.QRURL, QRCode: img, OrderID: o.OrderID, Price: o.Price, Status: o.Status,
+	})
+}
+
+// ensureQR runs reserve → create at Youzan → attach. Only the replica holding
+// the claim calls Youzan, so concurrent requests for one order_id make one QR;
+// the others wait for it. If the holder crashes, its claim lapses and the next
+// request completes the order.
+func (g *Gateway) ensureQR(ctx context.Context, req store.NewOrder) (store.Order, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	wait := 20 * time.Millisecond
+	for {
+		res, err := g.deps.Store.Reserve(ctx, req, g.cfg.ClaimFor)
+		if err != nil {
+			return store.Order{}, err
+		}
+		if res.Order.QRID != 0 {
+			return res.Order, nil
+		}
+		if res.Claimed {
+			qr, err := g.deps.Youzan.CreateQRCode(ctx, req.Name, req.Price)
+			if err != nil {
+				return store.Order{}, err
+			}
+			o, err := g.deps.Store.AttachQR(ctx, req.OrderID, store.QRCode{ID: qr.ID, URL: qr.URL})
+			if err != nil {
+				return store.Order{}, fmt.Errorf("attach qr %d: %w", qr.ID, err)
+			}
+			g.log.Info("order created", "order_id", o.OrderID, "qr_id", o.QRID, "price", o.Price)
+			return o, nil
+		}
+		// Another request holds the claim: poll until it attaches the QR.
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return store.Order{}, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(wait*2, 500*time.Millisecond)
+	}
+}
+
+// writeErr maps domain errors to HTTP in one place.
+func (g *Gateway) writeErr(w http.ResponseWriter, r *http.Request, err error, attrs ...any) {
+	var ye *youzan.Error
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		opshttp.WriteError(w, g.m, http.StatusConflict, "order_conflict", "order_id exists with a different name or price")
+	case errors.Is(err, store.ErrNotFound):
+		opshttp.WriteError(w, g.m, http.StatusNotFound, "order_not_found", "no such order")
+	case errors.As(err, &ye):
+		g.log.Warn("youzan call failed", append(attrs, "err", err, "request_id", opshttp.RequestID(r.Context()))...)
+		if ye.Retryable() {
+			opshttp.WriteError(w, g.m, http.StatusBadGateway, "youzan_unavailable", "Youzan did not answer in time or is rate limiting; retry the same request")
+			return
+		}
+		opshttp.WriteError(w, g.m, http.StatusBadGateway, "youzan_error", "Youzan refused the request: "+ye.Message)
+	case errors.Is(err, context.DeadlineExceeded):
+		opshttp.WriteError(w, g.m, http.StatusServiceUnavailable, "timeout", "timed out; retry the same request")
+	default:
+		g.log.Error("request failed", append(attrs, "err", err, "request_id", opshttp.RequestID(r.Context()))...)
+		opshttp.WriteError(w, g.m, http.StatusServiceUnavailable, "unavailable", "a backend is unavailable; retry the same request")
+	}
+}
+
+type orderResponse struct {
+	OrderID   string `json:"order_id"`
+	Name      string `json:"name"`
+	Price     int64  `json:"price"`
+	Status    string `json:"status"`
+	QRID      int64  `json:"qr_id"`
+	QRURL     string `json:"qr_url"`
+	TID       string `json:"tid"`
+	Payment   int64  `json:"payment"`
+	UUID      string `json:"uuid"`
+	PayType   string `json:"pay_type"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+	PaidAt    string `json:"paid_at"`
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func toOrderResponse(o store.Order) orderResponse {
+	return orderResponse{
+		OrderID: o.OrderID, Name: o.Name, Price: o.Price, Status: o.Status, QRID: o.QRID, QRURL: o.QRURL,
+		TID: o.TID, Payment: o.Payment, UUID: o.BuyerID, PayType: o.PayType,
+		CreatedAt: rfc3339(o.CreatedAt), UpdatedAt: rfc3339(o.UpdatedAt), PaidAt: rfc3339(o.PaidAt),
+	}
+}
+
+func (g *Gateway) getOrder(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	id := ps.ByName("order_id")
+	if !orderIDPattern.MatchString(id) {
+		opshttp.WriteError(w, g.m, http.StatusBadRequest, "invalid_order_id", "order_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+		return
+	}
+	o, err := g.deps.Store.OrderByID(r.Context(), id)
+	if err != nil {
+		g.writeErr(w, r, err, "order_id", id)
+		return
+	}
+	opshttp.WriteJSON(w, http.StatusOK, toOrderResponse(o))
+}

@@ -1,0 +1,282 @@
+// Package notifier delivers payment-status events to the merchant's own
+// servers (PUSH_API) as MD5-signed pushes compatible with the original
+// service. Each endpoint is tracked separately in the store: one that
+// answered 2xx for an event is never called again for it; one that keeps
+// failing is retried on PUSH_RETRY_SCHEDULE through JetStream redelivery and,
+// when the schedule runs out, given up visibly (store, metric, ERROR log) so
+// an operator can replay it.
+package notifier
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/shared/consume"
+	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/metrics"
+	"github.com/yzpay/yzpay/shared/store"
+)
+
+// Format of the push body.
+const (
+	FormatForm = "form"
+	FormatJSON = "json"
+)
+
+// DefaultRetrySchedule is PUSH_RETRY_SCHEDULE's default.
+var DefaultRetrySchedule = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
+	30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 12 * time.Hour}
+
+// Config tunes delivery.
+type Config struct {
+	Endpoints []string // PUSH_API
+	Secret    string   // SELF_SECRET
+	Format    string   // form (default) or json
+	// RetrySchedule: delays between attempts to one endpoint; after
+	// len(RetrySchedule)+1 failed attempts the endpoint is given up.
+	RetrySchedule []time.Duration
+	// Statuses, if not empty, limits which statuses are pushed.
+	Statuses map[string]bool
+	Timeout  time.Duration // per POST; default 10s
+	Jitter   float64       // fraction of each delay added at random; default 0.1
+	Batch    int           // default 64
+	Workers  int           // events delivered at once; default 32
+	Grace    time.Duration // default 15s
+	// StoreRetry is the redelivery delay when the store fails.
+	StoreRetry time.Duration
+}
+
+// Deps are the notifier's collaborators.
+type Deps struct {
+	Store   store.Store
+	JS      jetstream.JetStream
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	// HTTPClient, if nil, is NewHTTPClient(cfg.Timeout).
+	HTTPClient *http.Client
+}
+
+// Notifier is the worker.
+type Notifier struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	m      *metrics.Metrics
+	client *http.Client
+}
+
+// NewHTTPClient verifies TLS (the original did not) and never follows a
+// redirect: a push must reach the configured URL or fail visibly.
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{
+		Timeout:   timeout,
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// New checks the configuration.
+func New(cfg Config, deps Deps) (*Notifier, error) {
+	if deps.Store == nil || deps.JS == nil || deps.Metrics == nil {
+		return nil, errors.New("notifier: Store, JS and Metrics are required")
+	}
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("notifier: at least one PUSH_API endpoint is required")
+	}
+	if cfg.Secret == "" {
+		return nil, errors.New("notifier: SELF_SECRET is required")
+	}
+	switch cfg.Format {
+	case "":
+		cfg.Format = FormatForm
+	case FormatForm, FormatJSON:
+	default:
+		return nil, errors.New("notifier: PUSH_FORMAT must be form or json")
+	}
+	if len(cfg.RetrySchedule) == 0 {
+		cfg.RetrySchedule = DefaultRetrySchedule
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Jitter < 0 {
+		cfg.Jitter = 0
+	} else if cfg.Jitter == 0 {
+		cfg.Jitter = 0.1
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 32
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 15 * time.Second
+	}
+	if cfg.StoreRetry <= 0 {
+		cfg.StoreRetry = time.Second
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	client := deps.HTTPClient
+	if client == nil {
+		client = NewHTTPClient(cfg.Timeout)
+	}
+	return &Notifier{cfg: cfg, deps: deps, log: deps.Logger.With("service", "notifier"), m: deps.Metrics, client: client}, nil
+}
+
+// Run consumes events until ctx ends.
+func (n *Notifier) Run(ctx context.Context) error {
+	cons, err := consume.Setup(ctx, n.deps.JS, events.PaymentStream, events.NotifierConsumer())
+	if err != nil {
+		return err
+	}
+	return consume.Run(ctx, cons, n.handle, consume.Options{
+		Batch:        n.cfg.Batch,
+		OnRedelivery: func() { n.m.Redeliveries.WithLabelValues(events.NotifierDurable).Inc() },
+		Logger:       n.log,
+	}, n.cfg.Grace)
+}
+
+type job struct {
+	msg      jetstream.Msg
+	ev       events.PaymentEvent
+	prior    map[string]store.Delivery
+	attempts []store.Attempt
+	// wait is how long until the next attempt still due; 0 = all done.
+	wait time.Duration
+	err  error
+}
+
+func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
+	var jobs []*job
+	for _, m := range msgs {
+		ev, err := events.Decode(m.Data())
+		if err != nil {
+			n.m.Deliveries.WithLabelValues("malformed").Inc()
+			n.log.Error("unreadable event left in the stream", "subject", m.Subject(), "err", err)
+			_ = m.Term()
+			continue
+		}
+		if len(n.cfg.Statuses) > 0 && !n.cfg.Statuses[ev.Status] {
+			n.m.Deliveries.WithLabelValues("skipped").Inc()
+			_ = m.Ack()
+			continue
+		}
+		jobs = append(jobs, &job{msg: m, ev: ev})
+	}
+	if len(jobs) == 0 {
+		return
+	}
+
+	sem := make(chan struct{}, n.cfg.Workers)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n.deliver(ctx, j)
+		}()
+	}
+	wg.Wait()
+
+	var all []store.Attempt
+	for _, j := range jobs {
+		all = append(all, j.attempts...)
+	}
+	if len(all) > 0 {
+		if _, err := n.deps.Store.RecordAttempts(ctx, all); err != nil {
+			// The merchant may have been told already; redelivery may push
+			// again (allowed: X-Yzpay-Event-Id lets the merchant dedupe).
+			n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
+			for _, j := range jobs {
+				_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
+			}
+			return
+		}
+	}
+	for _, j := range jobs {
+		switch {
+		case j.err != nil:
+			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
+		case j.wait > 0:
+			_ = j.msg.NakWithDelay(j.wait)
+		default:
+			_ = j.msg.Ack()
+		}
+	}
+}
+
+// deliver pushes ev to every endpoint that is due and computes the attempts.
+func (n *Notifier) deliver(ctx context.Context, j *job) {
+	prior, err := n.deps.Store.DeliveriesForEvent(ctx, j.ev.EventID)
+	if err != nil {
+		n.log.Error("store unavailable", "event_id", j.ev.EventID, "err", err)
+		j.err = err
+		return
+	}
+	j.prior = make(map[string]store.Delivery, len(prior))
+	for _, d := range prior {
+		j.prior[d.Endpoint] = d
+	}
+	now := time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, ep := range n.cfg.Endpoints {
+		d, seen := j.prior[ep]
+		if seen && d.State() != store.DeliveryPending {
+			continue
+		}
+		if seen && d.NextAttemptAt.After(now.Add(250*time.Millisecond)) {
+			// Redelivered early (a replay, or another event's delay): wait.
+			j.addWait(d.NextAttemptAt.Sub(now))
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := n.post(ctx, j.ev, ep, d.Attempts+1)
+			mu.Lock()
+			defer mu.Unlock()
+			j.attempts = append(j.attempts, a)
+			if !a.Delivered && !a.GiveUp {
+				j.addWait(time.Until(a.NextAttemptAt))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (j *job) addWait(d time.Duration) {
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	if j.wait == 0 || d < j.wait {
+		j.wait = d
+	}
+}
+
+// nextDelay is the schedule's delay after failed attempt number attempt,
+// with jitter, or false when the schedule is exhausted.
+func (n *Notifier) nextDelay(attempt int) (time.Duration, bool) {
+	if attempt > len(n.cfg.RetrySchedule) {
+		return 0, false
+	}
+	d := n.cfg.RetrySchedule[attempt-1]
+	if n.cfg.Jitter > 0 {
+		d += time.Duration(rand.Float64() * n.cfg.Jitter * float64(d))
+	}
+	return d, true
+}

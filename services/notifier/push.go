@@ -1,0 +1,128 @@
+package notifier
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/pushsign"
+	"github.com/yzpay/yzpay/shared/store"
+)
+
+// Headers that help the merchant deduplicate.
+const (
+	HeaderEventID = "X-Yzpay-Event-Id"
+	HeaderAttempt = "X-Yzpay-Attempt"
+	maxResponse   = 64 << 10
+)
+
+// TradeNo is the original service's trade number: <tid>-<qr_id>.
+func TradeNo(ev events.PaymentEvent) string {
+	return ev.TID + "-" + strconv.FormatInt(ev.QRID, 10)
+}
+
+// Build signs ev as the merchant push, timestamped now.
+func Build(ev events.PaymentEvent, secret string, now time.Time) pushsign.Push {
+	f := pushsign.Fields{
+		Time:    strconv.FormatInt(now.Unix(), 10),
+		TradeNo: TradeNo(ev),
+		OrderID: ev.OrderID,
+		Payment: ev.Payment,
+		Status:  ev.Status,
+	}
+	return pushsign.New(f, ev.UUID, secret)
+}
+
+// post makes one attempt and describes its outcome.
+func (n *Notifier) post(ctx context.Context, ev events.PaymentEvent, endpoint string, attempt int) store.Attempt {
+	start := time.Now()
+	p := Build(ev, n.cfg.Secret, start)
+	var body []byte
+	var ctype string
+	if n.cfg.Format == FormatJSON {
+		body, ctype = p.JSON(), "application/json"
+	} else {
+		body, ctype = []byte(p.Form().Encode()), "application/x-www-form-urlencoded"
+	}
+	a := store.Attempt{
+		EventID: ev.EventID, Endpoint: endpoint, OrderID: ev.OrderID, Status: ev.Status,
+		Event: ev.Encode(), At: start.UTC(),
+	}
+	status, err := n.send(ctx, endpoint, body, ctype, ev.EventID, attempt)
+	a.HTTPStatus = status
+	elapsed := time.Since(start)
+	n.m.DeliveryAttempt.Observe(float64(attempt))
+	if err == nil {
+		a.Delivered = true
+		n.m.Deliveries.WithLabelValues("delivered").Inc()
+		n.m.DeliveryDuration.WithLabelValues("delivered").Observe(elapsed.Seconds())
+		n.log.Info("merchant notified", "event_id", ev.EventID, "order_id", ev.OrderID, "tid", ev.TID,
+			"status", ev.Status, "endpoint", endpoint, "attempt", attempt, "http_status", status)
+		return a
+	}
+	a.Error = err.Error()
+	n.m.Deliveries.WithLabelValues("failed").Inc()
+	n.m.DeliveryDuration.WithLabelValues("failed").Observe(elapsed.Seconds())
+	if d, ok := n.nextDelay(attempt); ok {
+		a.NextAttemptAt = start.Add(d).UTC()
+		n.log.Warn("merchant push failed; will retry", "event_id", ev.EventID, "order_id", ev.OrderID,
+			"endpoint", endpoint, "attempt", attempt, "retry_in", d.Round(time.Millisecond), "err", a.Error)
+		return a
+	}
+	a.GiveUp = true
+	n.m.DeliveriesGivenUp.Inc()
+	n.log.Error("merchant push given up after the whole retry schedule; replay with `yzpay deliveries replay`",
+		"event_id", ev.EventID, "order_id", ev.OrderID, "tid", ev.TID, "status", ev.Status,
+		"endpoint", endpoint, "attempts", attempt, "err", a.Error)
+	return a
+}
+
+// send POSTs once: any 2xx is success; the rest, a timeout or a refused
+// connection is a failure. Errors never include the body (it holds a sign).
+func (n *Notifier) send(ctx context.Context, endpoint string, body []byte, ctype, eventID string, attempt int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("bad endpoint URL: %w", err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("User-Agent", "yzpay-notifier")
+	req.Header.Set(HeaderEventID, eventID)
+	req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("post: %s", describe(err))
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse)) // let the connection be reused
+	if resp.StatusCode/100 == 2 {
+		return resp.StatusCode, nil
+	}
+	s := strings.TrimSpace(string(snippet))
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return resp.StatusCode, fmt.Errorf("merchant answered HTTP %d: %q", resp.StatusCode, s)
+}
+
+// describe keeps the URL (its query may carry a merchant token) out of logs.
+func describe(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return "timeout"
+		}
+		return ue.Err.Error()
+	}
+	return err.Error()
+}

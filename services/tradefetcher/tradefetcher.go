@@ -1,0 +1,263 @@
+// Package tradefetcher turns verified Youzan push receipts into payment-status
+// events. A push alone is not trusted: for every receipt it reads the trade
+// with youzan.trade.get, records the observation in the store (status only
+// moves forward) and publishes an event for the status trade.get returned.
+// A receipt is acked only after its effect is durable: the observation
+// stored and the event's PubAck received.
+package tradefetcher
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/shared/consume"
+	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/metrics"
+	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/webhook"
+	"github.com/yzpay/yzpay/shared/youzan"
+)
+
+// TradeGetter reads trades; *youzan.Client implements it.
+type TradeGetter interface {
+	GetTrade(ctx context.Context, tid string) (youzan.Trade, error)
+}
+
+// Config tunes the worker.
+type Config struct {
+	// RetrySchedule: delays between trade.get retries of one receipt
+	// (FETCH_RETRY_SCHEDULE). Past its end the last delay repeats: a
+	// receipt is never dropped for Youzan's sake.
+	RetrySchedule []time.Duration
+	Batch         int // messages fetched at once; default 64
+	Workers       int // trade.get calls in flight; default 16
+	// StoreRetry is the redelivery delay when the store or broker fails.
+	StoreRetry time.Duration
+	Grace      time.Duration // finishing in-flight work at shutdown; default 10s
+}
+
+// DefaultRetrySchedule is FETCH_RETRY_SCHEDULE's default.
+var DefaultRetrySchedule = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
+	30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute}
+
+// Deps are the worker's collaborators.
+type Deps struct {
+	Store   store.Store
+	JS      jetstream.JetStream
+	Youzan  TradeGetter
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+}
+
+// Fetcher is the worker.
+type Fetcher struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	m    *metrics.Metrics
+}
+
+// New fills defaults.
+func New(cfg Config, deps Deps) (*Fetcher, error) {
+	if deps.Store == nil || deps.JS == nil || deps.Youzan == nil || deps.Metrics == nil {
+		return nil, errors.New("tradefetcher: Store, JS, Youzan and Metrics are required")
+	}
+	if len(cfg.RetrySchedule) == 0 {
+		cfg.RetrySchedule = DefaultRetrySchedule
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	if cfg.StoreRetry <= 0 {
+		cfg.StoreRetry = time.Second
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 10 * time.Second
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	return &Fetcher{cfg: cfg, deps: deps, log: deps.Logger.With("service", "tradefetcher"), m: deps.Metrics}, nil
+}
+
+// Run consumes receipts until ctx ends.
+func (f *Fetcher) Run(ctx context.Context) error {
+	cons, err := consume.Setup(ctx, f.deps.JS, events.WebhookStream, events.TradefetcherConsumer())
+	if err != nil {
+		return err
+	}
+	return consume.Run(ctx, cons, f.handle, consume.Options{
+		Batch:        f.cfg.Batch,
+		OnRedelivery: func() { f.m.Redeliveries.WithLabelValues(events.TradefetcherDurable).Inc() },
+		Logger:       f.log,
+	}, f.cfg.Grace)
+}
+
+// item is one receipt's journey through a batch.
+type item struct {
+	msg   jetstream.Msg
+	push  webhook.Push
+	trade youzan.Trade
+	err   error
+	done  bool // acked/naked/termed already
+}
+
+func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
+	items := make([]*item, len(msgs))
+	for i, m := range msgs {
+		items[i] = &item{msg: m}
+	}
+	f.fetchTrades(ctx, items)
+
+	// One store transaction for every trade read in this batch.
+	var obs []store.Observation
+	var pending []*item
+	for _, it := range items {
+		if it.done {
+			continue
+		}
+		obs = append(obs, store.Observation{
+			QRID: it.trade.QRID, TID: it.trade.TID, Status: it.trade.Status, Payment: it.trade.Payment,
+			BuyerID: it.trade.BuyerID, PayType: it.trade.PayType, PaidAt: it.trade.PaidAt, ObservedAt: time.Now().UTC(),
+		})
+		pending = append(pending, it)
+	}
+	if len(obs) == 0 {
+		return
+	}
+	changes, err := f.deps.Store.RecordObservations(ctx, obs)
+	if err != nil {
+		f.log.Error("store unavailable; receipts will be redelivered", "receipts", len(pending), "err", err)
+		for _, it := range pending {
+			f.m.Receipts.WithLabelValues("store_error").Inc()
+			_ = it.msg.NakWithDelay(f.cfg.StoreRetry)
+		}
+		return
+	}
+
+	// Publish the events together, then ack once every PubAck is in.
+	type pub struct {
+		it  *item
+		fut jetstream.PubAckFuture
+		ev  events.PaymentEvent
+	}
+	var pubs []pub
+	for i, it := range pending {
+		c := changes[i]
+		switch {
+		case c.Order.OrderID == "":
+			f.m.Receipts.WithLabelValues("not_ours").Inc()
+			f.log.Debug("trade of a QR code yzpay did not create", "tid", it.trade.TID, "qr_id", it.trade.QRID)
+			_ = it.msg.Ack()
+		case c.Order.Status != obs[i].Status:
+			// Stale or out of order: the order is already further along.
+			f.m.Receipts.WithLabelValues("stale").Inc()
+			_ = it.msg.Ack()
+		default:
+			// Publish whenever the order stands at the observed status, not
+			// only when this observation moved it: if a crash came between
+			// the store commit and the PubAck, the redelivered receipt
+			// publishes the event again, and Nats-Msg-Id makes repeats no-ops.
+			ev := events.FromOrder(c.Order)
+			msg := nats.NewMsg(events.StatusSubject(ev.Status))
+			msg.Data = ev.Encode()
+			if v := it.msg.Headers().Get(events.HeaderReceivedAt); v != "" {
+				msg.Header.Set(events.HeaderReceivedAt, v)
+			}
+			fut, err := f.deps.JS.PublishMsgAsync(msg, jetstream.WithMsgID(ev.EventID))
+			if err != nil {
+				f.m.Receipts.WithLabelValues("publish_error").Inc()
+				f.log.Warn("publish event failed; receipt will be redelivered", "event_id", ev.EventID, "err", err)
+				_ = it.msg.NakWithDelay(f.cfg.StoreRetry)
+				continue
+			}
+			if c.Changed {
+				f.log.Info("order status changed", "order_id", ev.OrderID, "qr_id", ev.QRID, "tid", ev.TID,
+					"from", c.From, "status", ev.Status, "event_id", ev.EventID)
+			}
+			pubs = append(pubs, pub{it: it, fut: fut, ev: ev})
+		}
+	}
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for _, p := range pubs {
+		select {
+		case ack := <-p.fut.Ok():
+			if !ack.Duplicate {
+				f.m.TradeEvents.WithLabelValues(p.ev.Status).Inc()
+				f.m.Receipts.WithLabelValues("published").Inc()
+			} else {
+				f.m.Receipts.WithLabelValues("duplicate").Inc()
+			}
+			_ = p.it.msg.Ack()
+		case err := <-p.fut.Err():
+			f.m.Receipts.WithLabelValues("publish_error").Inc()
+			f.log.Warn("event not stored; receipt will be redelivered", "event_id", p.ev.EventID, "err", err)
+			_ = p.it.msg.NakWithDelay(f.cfg.StoreRetry)
+		case <-timeout.C:
+			f.m.Receipts.WithLabelValues("publish_error").Inc()
+			_ = p.it.msg.NakWithDelay(f.cfg.StoreRetry)
+		}
+	}
+}
+
+// fetchTrades calls trade.get for every receipt, Workers at a time, and
+// settles the receipts that need no store work.
+func (f *Fetcher) fetchTrades(ctx context.Context, items []*item) {
+	sem := make(chan struct{}, f.cfg.Workers)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		p, err := webhook.Parse(it.msg.Data())
+		if err != nil || p.TID == "" {
+			// The gateway verified it, so this is not Youzan's doing; keep
+			// it in the stream for an operator rather than retry forever.
+			f.m.Receipts.WithLabelValues("malformed").Inc()
+			f.log.Error("unreadable receipt left in the stream", "subject", it.msg.Subject(), "err", err)
+			_ = it.msg.Term()
+			it.done = true
+			continue
+		}
+		it.push = p
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			it.trade, it.err = f.deps.Youzan.GetTrade(ctx, it.push.TID)
+		}()
+	}
+	wg.Wait()
+	for _, it := range items {
+		if it.done {
+			continue
+		}
+		switch {
+		case it.err != nil:
+			n := consume.Delivered(it.msg)
+			delay := consume.Step(f.cfg.RetrySchedule, n)
+			if youzan.IsRetryable(it.err) {
+				f.m.Receipts.WithLabelValues("retry").Inc()
+				f.log.Warn("trade.get failed; will retry", "tid", it.push.TID, "delivery", n, "delay", delay, "err", it.err)
+			} else {
+				// Not retryable by nature (bad credentials, a revoked
+				// capability): an operator must act, and the receipt waits.
+				f.m.Receipts.WithLabelValues("failed").Inc()
+				f.log.Error("trade.get refused; receipt kept for retry after the operator fixes it",
+					"tid", it.push.TID, "delivery", n, "delay", delay, "err", it.err)
+			}
+			_ = it.msg.NakWithDelay(delay)
+			it.done = true
+		case it.trade.QRID == 0:
+			f.m.Receipts.WithLabelValues("not_qr").Inc()
+			_ = it.msg.Ack()
+			it.done = true
+		}
+	}
+}

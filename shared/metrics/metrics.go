@@ -1,0 +1,113 @@
+// Package metrics declares every Prometheus series yzpay exports, in one
+// place, so the three services (or `yzpay serve`, which runs all three on one
+// registry) share names and help texts. No series carries a per-order label.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds the collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	HTTPRequests        *prometheus.CounterVec   // route, code
+	HTTPRequestDuration *prometheus.HistogramVec // route
+	APIErrors           *prometheus.CounterVec   // code: rejected merchant/admin requests
+	PushesReceived      *prometheus.CounterVec   // type, result
+
+	YouzanCalls        *prometheus.CounterVec   // api, result
+	YouzanCallDuration *prometheus.HistogramVec // api
+
+	Receipts    *prometheus.CounterVec // result: what tradefetcher did with a receipt
+	TradeEvents *prometheus.CounterVec // status: events published
+
+	Deliveries        *prometheus.CounterVec   // result
+	DeliveryDuration  *prometheus.HistogramVec // result
+	DeliveryAttempt   prometheus.Histogram
+	DeliveriesGivenUp prometheus.Counter
+
+	Redeliveries *prometheus.CounterVec // consumer
+	Reconciled   *prometheus.CounterVec // result
+	Expired      prometheus.Counter
+}
+
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// New registers every series (plus Go and process collectors) on a fresh registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+	m := &Metrics{
+		Registry: r,
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_http_requests_total", Help: "HTTP requests answered by the gateway, by route and status code.",
+		}, []string{"route", "code"}),
+		HTTPRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "yzpay_http_request_duration_seconds", Help: "Time to answer a gateway HTTP request, by route.", Buckets: latencyBuckets,
+		}, []string{"route"}),
+		APIErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_api_errors_total", Help: "Requests refused with an error body, by error code.",
+		}, []string{"code"}),
+		PushesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_pushes_received_total", Help: "Youzan push messages received, by message type and result.",
+		}, []string{"type", "result"}),
+		YouzanCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_youzan_requests_total", Help: "Youzan API calls, by API and result (ok, retryable, error).",
+		}, []string{"api", "result"}),
+		YouzanCallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "yzpay_youzan_request_duration_seconds", Help: "Youzan API call latency, by API.", Buckets: latencyBuckets,
+		}, []string{"api"}),
+		Receipts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_receipts_processed_total", Help: "Push receipts handled by the tradefetcher, by result.",
+		}, []string{"result"}),
+		TradeEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_trade_events_total", Help: "Payment-status events published, by trade status.",
+		}, []string{"status"}),
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_deliveries_total", Help: "Merchant push attempts, by result (delivered, failed).",
+		}, []string{"result"}),
+		DeliveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "yzpay_delivery_duration_seconds", Help: "Merchant push attempt latency, by result.", Buckets: latencyBuckets,
+		}, []string{"result"}),
+		DeliveryAttempt: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "yzpay_delivery_attempt_number", Help: "Attempt number of each merchant push attempt.",
+			Buckets: []float64{1, 2, 3, 4, 5, 6, 8, 11},
+		}),
+		DeliveriesGivenUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yzpay_deliveries_given_up_total", Help: "Event deliveries to one endpoint abandoned after the whole retry schedule.",
+		}),
+		Redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_consumer_redeliveries_total", Help: "JetStream messages received again (delivery count above 1), by consumer.",
+		}, []string{"consumer"}),
+		Reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_reconcile_checks_total", Help: "Unpaid orders checked against youzan.trades.qr.get, by result.",
+		}, []string{"result"}),
+		Expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yzpay_orders_expired_total", Help: "Unpaid orders closed after ORDER_TTL.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.HTTPRequests, m.HTTPRequestDuration, m.APIErrors, m.PushesReceived,
+		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.DeliveryDuration,
+		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired} {
+		f(c)
+	}
+	return m
+}
+
+// ObserveYouzan has the signature of youzan.Config.Observe.
+func (m *Metrics) ObserveYouzan(api, result string, d time.Duration) {
+	m.YouzanCalls.WithLabelValues(api, result).Inc()
+	m.YouzanCallDuration.WithLabelValues(api).Observe(d.Seconds())
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

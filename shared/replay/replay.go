@@ -1,0 +1,85 @@
+// Package replay lets an operator deliver an event again after its merchant
+// endpoint gave up (or on demand): the delivery is reopened in the store and
+// the event is handed back to the notifier through JetStream, keeping its
+// event id, so the merchant's deduplication still works and the attempt count
+// goes on.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/store"
+)
+
+// ErrNothingToReplay: the event has no delivery (for that endpoint).
+var ErrNothingToReplay = errors.New("no delivery recorded for that event and endpoint")
+
+// Replayer reopens deliveries and republishes their event.
+type Replayer struct {
+	Store store.Store
+	JS    jetstream.JetStream
+}
+
+// Replay reopens the event's deliveries (only endpoint's when not "") and
+// publishes the event to the notifier's replay subject.
+func (r Replayer) Replay(ctx context.Context, eventID, endpoint string) ([]store.Delivery, error) {
+	ds, err := r.Store.DeliveriesForEvent(ctx, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("replay %s: %w", eventID, err)
+	}
+	var reopened []store.Delivery
+	var event []byte
+	var status string
+	for _, d := range ds {
+		if endpoint != "" && d.Endpoint != endpoint {
+			continue
+		}
+		nd, err := r.Store.ReopenDelivery(ctx, d.EventID, d.Endpoint)
+		if err != nil {
+			return reopened, fmt.Errorf("replay %s: reopen %s: %w", eventID, d.Endpoint, err)
+		}
+		reopened = append(reopened, nd)
+		event, status = d.Event, d.Status
+	}
+	if len(reopened) == 0 {
+		return nil, ErrNothingToReplay
+	}
+	e, err := events.Decode(event)
+	if err != nil {
+		return reopened, fmt.Errorf("replay %s: stored event: %w", eventID, err)
+	}
+	msg := nats.NewMsg(events.ReplaySubject(status))
+	msg.Data = e.Encode()
+	id := eventID + ":replay:" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	if _, err := r.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return reopened, fmt.Errorf("replay %s: publish: %w", eventID, err)
+	}
+	return reopened, nil
+}
+
+// AllFailed replays every given-up delivery (only endpoint's when not "").
+func (r Replayer) AllFailed(ctx context.Context, endpoint string) (int, error) {
+	n := 0
+	for {
+		ds, err := r.Store.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed, Endpoint: endpoint, Limit: 500})
+		if err != nil {
+			return n, err
+		}
+		if len(ds) == 0 {
+			return n, nil
+		}
+		for _, d := range ds {
+			if _, err := r.Replay(ctx, d.EventID, d.Endpoint); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+}

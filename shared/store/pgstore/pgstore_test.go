@@ -1,0 +1,103 @@
+package pgstore_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/yzpay/yzpay/shared/pgtest"
+	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/store/pgstore"
+	"github.com/yzpay/yzpay/shared/store/storetest"
+)
+
+// open returns a migrated store on a fresh database; the caller closes it.
+func open(tb testing.TB) *pgstore.Store {
+	tb.Helper()
+	s, err := pgstore.Open(tb.Context(), pgtest.NewDatabase(tb))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	if err := s.Migrate(tb.Context()); err != nil {
+		s.Close()
+		tb.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store { return open(b) })
+}
+
+func schemaVersion(t *testing.T, s *pgstore.Store) int64 {
+	t.Helper()
+	var v int64
+	if err := s.Pool().QueryRow(t.Context(), `SELECT max(version_id) FROM goose_db_version`).Scan(&v); err != nil {
+		t.Fatalf("schema version: %v", err)
+	}
+	return v
+}
+
+func TestMigrateTwice(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	want := schemaVersion(t, s)
+	if want < 1 {
+		t.Fatalf("schema version %d after Migrate", want)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	if got := schemaVersion(t, s); got != want {
+		t.Errorf("schema version %d after second Migrate, want %d", got, want)
+	}
+}
+
+// Replicas starting together all migrate; the advisory lock makes one do the
+// work while the others wait and then find nothing to do.
+func TestMigrateConcurrent(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	const replicas = 4
+	stores := make([]*pgstore.Store, replicas)
+	for i := range stores {
+		s, err := pgstore.Open(t.Context(), url)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, replicas)
+	gate := make(chan struct{})
+	for i, s := range stores {
+		wg.Go(func() {
+			<-gate
+			errs[i] = s.Migrate(t.Context())
+		})
+	}
+	close(gate)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: Migrate: %v", i, err)
+		}
+	}
+	if _, err := stores[0].Reserve(t.Context(), store.NewOrder{OrderID: "x", Name: "n", Price: 1}, time.Minute); err != nil {
+		t.Errorf("Reserve after concurrent migration: %v", err)
+	}
+}
+
+func TestOpenBadURL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if s, err := pgstore.Open(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"); err == nil {
+		s.Close()
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+}

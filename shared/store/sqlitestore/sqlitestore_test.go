@@ -1,0 +1,82 @@
+package sqlitestore_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/store/sqlitestore"
+	"github.com/yzpay/yzpay/shared/store/storetest"
+)
+
+// open returns a migrated store on a new file (in a directory Open must
+// create); the caller closes it.
+func open(tb testing.TB) *sqlitestore.Store {
+	tb.Helper()
+	s, err := sqlitestore.Open(tb.Context(), filepath.Join(tb.TempDir(), "data", "yzpay.db"))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	if err := s.Migrate(tb.Context()); err != nil {
+		s.Close()
+		tb.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store { return open(b) })
+}
+
+// The file outlives the process: reopening and migrating again finds the
+// data and changes nothing.
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "yzpay.db")
+	s, err := sqlitestore.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Reserve(t.Context(), store.NewOrder{OrderID: "keep", Name: "n", Price: 5}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = sqlitestore.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 2 {
+		if err := s.Migrate(t.Context()); err != nil {
+			t.Fatalf("Migrate on an up-to-date file: %v", err)
+		}
+	}
+	o, err := s.OrderByID(t.Context(), "keep")
+	if err != nil || o != r.Order {
+		t.Errorf("after reopen: %+v, %v; want %+v", o, err, r.Order)
+	}
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.IsDir() {
+		t.Errorf("no WAL file next to the database: %v", err)
+	}
+}
+
+func TestOpenRejectsDSN(t *testing.T) {
+	for _, p := range []string{"", "file:x.db", filepath.Join(t.TempDir(), "x.db?mode=ro")} {
+		if s, err := sqlitestore.Open(t.Context(), p); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", p)
+		}
+	}
+}

@@ -1,0 +1,1013 @@
+// Package storetest is the contract every store.Store backend must meet: one
+// suite of subtests (Run) and one set of benchmarks (Bench), run against
+// pgstore and sqlitestore alike so that the embedded binary behaves exactly
+// like production.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/yzpay/yzpay/shared/store"
+)
+
+// Run runs the contract suite. open must return a fresh, migrated, empty
+// store for each call; Run closes it when the subtest ends. Subtests run in
+// parallel, each with its own store.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Ping", testPing},
+		{"ReserveIdempotent", testReserveIdempotent},
+		{"ReserveValidates", testReserveValidates},
+		{"ReserveConcurrent", testReserveConcurrent},
+		{"ReserveAfterCrashedClaim", testReserveAfterCrashedClaim},
+		{"AttachQRFirstWins", testAttachQRFirstWins},
+		{"Lookups", testLookups},
+		{"Lifecycle", testLifecycle},
+		{"PaidFields", testPaidFields},
+		{"ConcurrentObservations", testConcurrentObservations},
+		{"ConcurrentObservationsAfterPayment", testConcurrentObservationsAfterPayment},
+		{"ConcurrentBatches", testConcurrentBatches},
+		{"UnknownQR", testUnknownQR},
+		{"Batch", testBatch},
+		{"CloseExpired", testCloseExpired},
+		{"UnpaidOrders", testUnpaidOrders},
+		{"ListOrders", testListOrders},
+		{"Deliveries", testDeliveries},
+		{"DeliveryBatch", testDeliveryBatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			tt.fn(t, s)
+		})
+	}
+}
+
+// --- helpers ---
+
+func ctx(t testing.TB) context.Context { return t.Context() }
+
+func newOrder(id string) store.NewOrder {
+	return store.NewOrder{OrderID: id, Name: "item " + id, Price: 990}
+}
+
+// create reserves the order and attaches QR qrID, as the gateway does.
+func create(t testing.TB, s store.Store, id string, qrID int64) store.Order {
+	t.Helper()
+	r, err := s.Reserve(ctx(t), newOrder(id), time.Minute)
+	if err != nil {
+		t.Fatalf("Reserve(%q): %v", id, err)
+	}
+	if !r.Claimed {
+		t.Fatalf("Reserve(%q): not claimed on a new order", id)
+	}
+	if qrID == 0 {
+		return r.Order
+	}
+	o, err := s.AttachQR(ctx(t), id, store.QRCode{ID: qrID, URL: fmt.Sprintf("https://qr.example/%d", qrID)})
+	if err != nil {
+		t.Fatalf("AttachQR(%q): %v", id, err)
+	}
+	if o.QRID != qrID {
+		t.Fatalf("AttachQR(%q) bound QR %d, want %d", id, o.QRID, qrID)
+	}
+	return o
+}
+
+func observe(t testing.TB, s store.Store, obs ...store.Observation) []store.Change {
+	t.Helper()
+	ch, err := s.RecordObservations(ctx(t), obs)
+	if err != nil {
+		t.Fatalf("RecordObservations: %v", err)
+	}
+	if len(ch) != len(obs) {
+		t.Fatalf("RecordObservations returned %d changes for %d observations", len(ch), len(obs))
+	}
+	return ch
+}
+
+func obs(qrID int64, status string) store.Observation {
+	return store.Observation{QRID: qrID, TID: fmt.Sprintf("T%d", qrID), Status: status, ObservedAt: time.Now()}
+}
+
+func paidObs(qrID int64, status string) store.Observation {
+	o := obs(qrID, status)
+	o.Payment, o.BuyerID, o.PayType, o.PaidAt = 990, "buyer-1", "WEIXIN", time.Now()
+	return o
+}
+
+func get(t testing.TB, s store.Store, id string) store.Order {
+	t.Helper()
+	o, err := s.OrderByID(ctx(t), id)
+	if err != nil {
+		t.Fatalf("OrderByID(%q): %v", id, err)
+	}
+	return o
+}
+
+func ids(os []store.Order) []string {
+	out := make([]string, len(os))
+	for i, o := range os {
+		out[i] = o.OrderID
+	}
+	return out
+}
+
+// us is how times come back from a store: UTC, microseconds.
+func us(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func checkUTC(t testing.TB, what string, ts ...time.Time) {
+	t.Helper()
+	for _, v := range ts {
+		if !v.IsZero() && v.Location() != time.UTC {
+			t.Errorf("%s: time %v not in UTC", what, v)
+		}
+		if v.Nanosecond()%1000 != 0 {
+			t.Errorf("%s: time %v has sub-microsecond precision", what, v)
+		}
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes: claims expire
+// on a clock, and a fixed sleep would be either flaky or slow.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// --- orders ---
+
+func testPing(t *testing.T, s store.Store) {
+	if err := s.Ping(ctx(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func testReserveIdempotent(t *testing.T, s store.Store) {
+	before := time.Now().Add(-time.Second)
+	n := newOrder("o-1")
+	r1, err := s.Reserve(ctx(t), n, time.Minute)
+	if err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	o := r1.Order
+	if !r1.Claimed || o.OrderID != n.OrderID || o.Name != n.Name || o.Price != n.Price ||
+		o.Status != store.StatusWaitBuyerPay || o.QRID != 0 || o.EverPaid || o.TID != "" {
+		t.Fatalf("first Reserve = %+v, want a claimed new order at WAIT_BUYER_PAY", r1)
+	}
+	if o.CreatedAt.Before(before) || o.UpdatedAt.IsZero() {
+		t.Errorf("CreatedAt %v, UpdatedAt %v: not set to now", o.CreatedAt, o.UpdatedAt)
+	}
+	checkUTC(t, "Reserve", o.CreatedAt, o.UpdatedAt)
+
+	r2, err := s.Reserve(ctx(t), n, time.Minute)
+	if err != nil {
+		t.Fatalf("second Reserve: %v", err)
+	}
+	if r2.Claimed || r2.Order.QRID != 0 || r2.Order.OrderID != n.OrderID || !r2.Order.CreatedAt.Equal(o.CreatedAt) {
+		t.Fatalf("second Reserve during a live claim = %+v, want the same order, not claimed, no QR", r2)
+	}
+
+	for _, bad := range []store.NewOrder{
+		{OrderID: n.OrderID, Name: n.Name, Price: n.Price + 1},
+		{OrderID: n.OrderID, Name: n.Name + "x", Price: n.Price},
+	} {
+		if _, err := s.Reserve(ctx(t), bad, time.Minute); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("Reserve(%+v) error = %v, want ErrConflict", bad, err)
+		}
+	}
+
+	attached, err := s.AttachQR(ctx(t), n.OrderID, store.QRCode{ID: 42, URL: "https://qr.example/42"})
+	if err != nil {
+		t.Fatalf("AttachQR: %v", err)
+	}
+	if attached.QRID != 42 || attached.QRURL != "https://qr.example/42" {
+		t.Fatalf("AttachQR = %+v", attached)
+	}
+	r3, err := s.Reserve(ctx(t), n, time.Minute)
+	if err != nil {
+		t.Fatalf("Reserve after AttachQR: %v", err)
+	}
+	if r3.Claimed || r3.Order != attached {
+		t.Fatalf("Reserve after AttachQR = %+v, want unclaimed %+v", r3, attached)
+	}
+	if _, err := s.Reserve(ctx(t), store.NewOrder{OrderID: n.OrderID, Name: n.Name, Price: 1}, time.Minute); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("conflicting Reserve after AttachQR error = %v, want ErrConflict", err)
+	}
+}
+
+func testReserveValidates(t *testing.T, s store.Store) {
+	for _, id := range []string{"", strings.Repeat("x", 65), strings.Repeat("订", 65)} {
+		if _, err := s.Reserve(ctx(t), store.NewOrder{OrderID: id, Name: "n", Price: 1}, time.Minute); err == nil {
+			t.Errorf("Reserve with a %d-character order_id succeeded", utf8.RuneCountInString(id))
+		}
+	}
+	// 64 characters is the limit, whatever their width in bytes.
+	for _, id := range []string{strings.Repeat("x", 64), strings.Repeat("订", 64)} {
+		if _, err := s.Reserve(ctx(t), store.NewOrder{OrderID: id, Name: "n", Price: 1}, time.Minute); err != nil {
+			t.Errorf("Reserve with a 64-character order_id: %v", err)
+		}
+	}
+}
+
+func testReserveConcurrent(t *testing.T, s store.Store) {
+	const n = 50
+	var (
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+		results = make([]store.Reservation, n)
+		errs    = make([]error, n)
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = s.Reserve(ctx(t), newOrder("same"), 10*time.Second)
+		})
+	}
+	close(start)
+	wg.Wait()
+	claimed := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Reserve %d: %v", i, errs[i])
+		}
+		if results[i].Claimed {
+			claimed++
+		}
+		if results[i].Order.OrderID != "same" || results[i].Order.QRID != 0 {
+			t.Errorf("Reserve %d = %+v", i, results[i])
+		}
+	}
+	if claimed != 1 {
+		t.Errorf("%d of %d concurrent Reserves claimed the QR, want exactly 1", claimed, n)
+	}
+	all, err := s.ListOrders(ctx(t), store.OrderFilter{})
+	if err != nil {
+		t.Fatalf("ListOrders: %v", err)
+	}
+	if len(all) != 1 {
+		t.Errorf("%d orders stored, want 1", len(all))
+	}
+}
+
+func testReserveAfterCrashedClaim(t *testing.T, s store.Store) {
+	n := newOrder("crashed")
+	r, err := s.Reserve(ctx(t), n, time.Millisecond)
+	if err != nil || !r.Claimed {
+		t.Fatalf("Reserve = %+v, %v; want claimed", r, err)
+	}
+	// The claimant "crashes": it never attaches a QR. Once its claim expires
+	// a retry must take over.
+	eventually(t, 10*time.Second, "expired claim taken over", func() bool {
+		r, err = s.Reserve(ctx(t), n, 10*time.Second)
+		if err != nil {
+			t.Fatalf("Reserve retry: %v", err)
+		}
+		if !r.Claimed && r.Order.QRID != 0 {
+			t.Fatalf("Reserve retry returned a QR nobody attached: %+v", r)
+		}
+		return r.Claimed
+	})
+	// The new claim is live for 10s: others must wait.
+	if r2, err := s.Reserve(ctx(t), n, 10*time.Second); err != nil || r2.Claimed {
+		t.Fatalf("Reserve during the new claim = %+v, %v; want not claimed", r2, err)
+	}
+	o, err := s.AttachQR(ctx(t), n.OrderID, store.QRCode{ID: 7, URL: "u7"})
+	if err != nil || o.QRID != 7 {
+		t.Fatalf("AttachQR = %+v, %v", o, err)
+	}
+	r3, err := s.Reserve(ctx(t), n, 10*time.Second)
+	if err != nil || r3.Claimed || r3.Order.QRID != 7 {
+		t.Fatalf("Reserve after completion = %+v, %v; want QR 7, not claimed", r3, err)
+	}
+}
+
+func testAttachQRFirstWins(t *testing.T, s store.Store) {
+	create(t, s, "a", 0)
+	first, err := s.AttachQR(ctx(t), "a", store.QRCode{ID: 100, URL: "u100"})
+	if err != nil || first.QRID != 100 || first.QRURL != "u100" {
+		t.Fatalf("first AttachQR = %+v, %v", first, err)
+	}
+	second, err := s.AttachQR(ctx(t), "a", store.QRCode{ID: 200, URL: "u200"})
+	if err != nil {
+		t.Fatalf("second AttachQR: %v", err)
+	}
+	if second.QRID != 100 || second.QRURL != "u100" {
+		t.Errorf("second AttachQR = %+v, want the first QR kept", second)
+	}
+	if _, err := s.OrderByQRID(ctx(t), 200); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("OrderByQRID(losing QR) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.AttachQR(ctx(t), "missing", store.QRCode{ID: 300, URL: "u"}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("AttachQR(missing order) error = %v, want ErrNotFound", err)
+	}
+	// A QR code belongs to one order only.
+	create(t, s, "b", 0)
+	if o, err := s.AttachQR(ctx(t), "b", store.QRCode{ID: 100, URL: "u100"}); err == nil {
+		t.Errorf("AttachQR of a QR bound to another order succeeded: %+v", o)
+	}
+}
+
+func testLookups(t *testing.T, s store.Store) {
+	o := create(t, s, "look", 11)
+	ch := observe(t, s, obs(11, store.StatusWaitBuyerPay))
+	if ch[0].Order.TID != "T11" {
+		t.Fatalf("tid not bound: %+v", ch[0].Order)
+	}
+	o = ch[0].Order
+	checkUTC(t, "order", o.CreatedAt, o.UpdatedAt)
+	byID, err := s.OrderByID(ctx(t), "look")
+	if err != nil || byID != o {
+		t.Errorf("OrderByID = %+v, %v; want %+v", byID, err, o)
+	}
+	byQR, err := s.OrderByQRID(ctx(t), 11)
+	if err != nil || byQR != o {
+		t.Errorf("OrderByQRID = %+v, %v; want %+v", byQR, err, o)
+	}
+	byTID, err := s.OrderByTID(ctx(t), "T11")
+	if err != nil || byTID != o {
+		t.Errorf("OrderByTID = %+v, %v; want %+v", byTID, err, o)
+	}
+	if _, err := s.OrderByID(ctx(t), "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("OrderByID(absent) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.OrderByQRID(ctx(t), 12); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("OrderByQRID(absent) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.OrderByTID(ctx(t), "T12"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("OrderByTID(absent) error = %v, want ErrNotFound", err)
+	}
+}
+
+// expire is a Lifecycle step that calls CloseExpired instead of observing.
+const expire = "(expire)"
+
+func testLifecycle(t *testing.T, s store.Store) {
+	type step struct {
+		status      string
+		wantChanged bool
+		wantStatus  string
+	}
+	const (
+		wait   = store.StatusWaitBuyerPay
+		paid   = store.StatusTradePaid
+		send   = store.StatusWaitSellerSendGoods
+		conf   = store.StatusWaitBuyerConfirmGoods
+		succ   = store.StatusTradeSuccess
+		closed = store.StatusTradeClosed
+	)
+	cases := []struct {
+		name     string
+		steps    []step
+		everPaid bool
+	}{
+		{"forward", []step{
+			{wait, false, wait}, {paid, true, paid}, {send, true, send}, {conf, true, conf},
+			{succ, true, succ}, {closed, true, closed}, {paid, false, closed}, {succ, false, closed},
+		}, true},
+		{"out of order", []step{
+			{succ, true, succ}, {send, false, succ}, {paid, false, succ}, {wait, false, succ},
+		}, true},
+		{"repeated", []step{
+			{paid, true, paid}, {paid, false, paid}, {store.StatusPaid, false, paid}, {send, true, send}, {send, false, send},
+		}, true},
+		{"unknown status", []step{
+			{"SOMETHING_NEW", false, wait}, {paid, true, paid}, {"SOMETHING_NEW", false, paid},
+		}, true},
+		{"closed after success", []step{
+			{succ, true, succ}, {closed, true, closed}, {succ, false, closed},
+		}, true},
+		{"expired then paid", []step{
+			{expire, true, closed}, {wait, false, closed}, {paid, true, paid}, {succ, true, succ},
+			{closed, true, closed}, {paid, false, closed},
+		}, true},
+		{"closed unpaid then paid", []step{
+			{closed, true, closed}, {wait, false, closed}, {succ, true, succ},
+		}, true},
+		{"expired stays closed", []step{
+			{expire, true, closed}, {closed, false, closed}, {wait, false, closed}, {expire, false, closed},
+		}, false},
+		{"expire after payment does nothing", []step{
+			{paid, true, paid}, {expire, false, paid},
+		}, true},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := fmt.Sprintf("life-%d", i)
+			qr := int64(1000 + i)
+			create(t, s, id, qr)
+			cur := wait
+			for j, st := range c.steps {
+				var ch store.Change
+				if st.status == expire {
+					var err error
+					ch, err = s.CloseExpired(ctx(t), id, time.Now())
+					if err != nil {
+						t.Fatalf("step %d: CloseExpired: %v", j, err)
+					}
+				} else {
+					ch = observe(t, s, paidObs(qr, st.status))[0]
+				}
+				if ch.Changed != st.wantChanged || ch.Order.Status != st.wantStatus || ch.From != cur {
+					t.Fatalf("step %d (%s from %s): Changed=%v Status=%s From=%s; want Changed=%v Status=%s From=%s",
+						j, st.status, cur, ch.Changed, ch.Order.Status, ch.From, st.wantChanged, st.wantStatus, cur)
+				}
+				cur = st.wantStatus
+			}
+			o := get(t, s, id)
+			if o.Status != cur || o.EverPaid != c.everPaid {
+				t.Errorf("stored order: Status=%s EverPaid=%v; want %s, %v", o.Status, o.EverPaid, cur, c.everPaid)
+			}
+			if !o.EverPaid && (o.Payment != 0 || !o.PaidAt.IsZero()) {
+				t.Errorf("never-paid order carries payment: %+v", o)
+			}
+		})
+	}
+}
+
+func testPaidFields(t *testing.T, s store.Store) {
+	create(t, s, "pf", 5)
+	paidAt := time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.FixedZone("CST", 8*3600))
+	ch := observe(t, s, store.Observation{
+		QRID: 5, TID: "T-first", Status: store.StatusTradePaid, Payment: 990,
+		BuyerID: "buyer-9", PayType: "ALIPAY", PaidAt: paidAt, ObservedAt: time.Now(),
+	})[0]
+	o := ch.Order
+	if !ch.Changed || o.Status != store.StatusTradePaid || !o.EverPaid || o.Payment != 990 ||
+		o.BuyerID != "buyer-9" || o.PayType != "ALIPAY" || !o.PaidAt.Equal(us(paidAt)) || o.TID != "T-first" {
+		t.Fatalf("after payment: %+v", ch)
+	}
+	checkUTC(t, "PaidAt", o.PaidAt, o.UpdatedAt)
+	if o.PaidAt != us(paidAt) {
+		t.Errorf("PaidAt = %v, want %v", o.PaidAt, us(paidAt))
+	}
+	if stored := get(t, s, "pf"); stored != o {
+		t.Errorf("stored order %+v\n differs from the Change %+v", stored, o)
+	}
+
+	// Closing keeps what was paid, and the first tid stays bound.
+	ch = observe(t, s, store.Observation{QRID: 5, TID: "T-second", Status: store.StatusTradeClosed, ObservedAt: time.Now()})[0]
+	o = ch.Order
+	if !ch.Changed || o.Status != store.StatusTradeClosed || !o.EverPaid || o.Payment != 990 ||
+		o.BuyerID != "buyer-9" || o.PayType != "ALIPAY" || o.PaidAt != us(paidAt) || o.TID != "T-first" {
+		t.Fatalf("after close: %+v", ch)
+	}
+	if _, err := s.OrderByTID(ctx(t), "T-second"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("OrderByTID(second tid) error = %v, want ErrNotFound", err)
+	}
+	if stored := get(t, s, "pf"); stored != o {
+		t.Errorf("stored order %+v\n differs from the Change %+v", stored, o)
+	}
+}
+
+// raceStatuses records statuses for one order from one goroutine each and
+// checks that the store serialized them: the Changed observations form one
+// forward chain from the starting status to the furthest one, so every
+// observation that advanced the order, and only those, reported Changed.
+func raceStatuses(t *testing.T, s store.Store, qr int64, start string, statuses []string, want string) {
+	var (
+		wg      sync.WaitGroup
+		gate    = make(chan struct{})
+		changes = make([]store.Change, len(statuses))
+		errs    = make([]error, len(statuses))
+	)
+	for i, st := range statuses {
+		wg.Go(func() {
+			<-gate
+			var ch []store.Change
+			ch, errs[i] = s.RecordObservations(ctx(t), []store.Observation{paidObs(qr, st)})
+			if errs[i] == nil {
+				changes[i] = ch[0]
+			}
+		})
+	}
+	close(gate)
+	wg.Wait()
+	var chain []store.Change
+	for i, ch := range changes {
+		if errs[i] != nil {
+			t.Fatalf("RecordObservations(%s): %v", statuses[i], errs[i])
+		}
+		if ch.Changed {
+			chain = append(chain, ch)
+		}
+	}
+	slices.SortFunc(chain, func(a, b store.Change) int { return store.Rank(a.Order.Status) - store.Rank(b.Order.Status) })
+	cur := start
+	for _, ch := range chain {
+		if ch.From != cur || store.Rank(ch.Order.Status) <= store.Rank(cur) {
+			t.Fatalf("Changed observations do not form one forward chain: %s -> %s after %s", ch.From, ch.Order.Status, cur)
+		}
+		cur = ch.Order.Status
+	}
+	o, err := s.OrderByQRID(ctx(t), qr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur != want || o.Status != want {
+		t.Errorf("final status %s (chain ends at %s), want %s", o.Status, cur, want)
+	}
+	if !o.EverPaid {
+		t.Errorf("order never marked paid: %+v", o)
+	}
+}
+
+func shuffled(n int, from ...string) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = from[i%len(from)]
+	}
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+func testConcurrentObservations(t *testing.T, s store.Store) {
+	create(t, s, "race", 77)
+	statuses := shuffled(50, store.StatusWaitBuyerPay, store.StatusTradePaid, store.StatusPaid, store.StatusWaitConfirm,
+		store.StatusWaitSellerSendGoods, store.StatusWaitBuyerConfirmGoods, store.StatusTradeBuyerSigned,
+		store.StatusTradeSuccess, "UNKNOWN_STATUS")
+	raceStatuses(t, s, 77, store.StatusWaitBuyerPay, statuses, store.StatusTradeSuccess)
+}
+
+func testConcurrentObservationsAfterPayment(t *testing.T, s store.Store) {
+	create(t, s, "race-paid", 78)
+	observe(t, s, paidObs(78, store.StatusTradePaid))
+	// Once paid, TRADE_CLOSED is the furthest and terminal.
+	statuses := shuffled(50, store.StatusTradePaid, store.StatusWaitSellerSendGoods, store.StatusTradeSuccess,
+		store.StatusTradeClosed, store.StatusWaitBuyerPay)
+	raceStatuses(t, s, 78, store.StatusTradePaid, statuses, store.StatusTradeClosed)
+}
+
+func testConcurrentBatches(t *testing.T, s store.Store) {
+	// Batches touching the same orders in different orders must neither
+	// deadlock nor double-count.
+	const orders, workers = 5, 10
+	for i := range orders {
+		create(t, s, fmt.Sprintf("cb-%d", i), int64(500+i))
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		changed int
+	)
+	for range workers {
+		wg.Go(func() {
+			batch := make([]store.Observation, orders)
+			for i, j := range rand.Perm(orders) {
+				batch[i] = paidObs(int64(500+j), store.StatusTradePaid)
+			}
+			ch, err := s.RecordObservations(ctx(t), batch)
+			if err != nil {
+				t.Errorf("RecordObservations: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range ch {
+				if c.Changed {
+					changed++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if changed != orders {
+		t.Errorf("%d observations reported Changed, want %d (one per order)", changed, orders)
+	}
+}
+
+func testUnknownQR(t *testing.T, s store.Store) {
+	ch := observe(t, s, paidObs(999, store.StatusTradePaid))
+	if ch[0] != (store.Change{}) {
+		t.Errorf("observation of an unknown QR = %+v, want a zero Change", ch[0])
+	}
+	if ch, err := s.RecordObservations(ctx(t), nil); err != nil || len(ch) != 0 {
+		t.Errorf("RecordObservations(nil) = %v, %v", ch, err)
+	}
+}
+
+func testBatch(t *testing.T, s store.Store) {
+	create(t, s, "A", 1)
+	create(t, s, "B", 2)
+	ch := observe(t, s,
+		paidObs(1, store.StatusTradePaid),
+		obs(2, store.StatusWaitBuyerPay),
+		paidObs(99, store.StatusTradePaid),
+		paidObs(1, store.StatusTradeSuccess),
+		paidObs(2, store.StatusTradePaid),
+		paidObs(1, store.StatusTradePaid),
+	)
+	want := []struct {
+		orderID, status, from string
+		changed               bool
+	}{
+		{"A", store.StatusTradePaid, store.StatusWaitBuyerPay, true},
+		{"B", store.StatusWaitBuyerPay, store.StatusWaitBuyerPay, false},
+		{"", "", "", false},
+		{"A", store.StatusTradeSuccess, store.StatusTradePaid, true},
+		{"B", store.StatusTradePaid, store.StatusWaitBuyerPay, true},
+		{"A", store.StatusTradeSuccess, store.StatusTradeSuccess, false},
+	}
+	for i, w := range want {
+		c := ch[i]
+		if c.Order.OrderID != w.orderID || c.Order.Status != w.status || c.From != w.from || c.Changed != w.changed {
+			t.Errorf("change %d = {%s %s from %s changed %v}, want %+v", i, c.Order.OrderID, c.Order.Status, c.From, c.Changed, w)
+		}
+	}
+	if a := get(t, s, "A"); a.Status != store.StatusTradeSuccess || a.TID != "T1" {
+		t.Errorf("A stored as %+v", a)
+	}
+	if b := get(t, s, "B"); b.Status != store.StatusTradePaid || b.TID != "T2" || !b.EverPaid {
+		t.Errorf("B stored as %+v", b)
+	}
+}
+
+func testCloseExpired(t *testing.T, s store.Store) {
+	create(t, s, "unpaid", 1)
+	ch, err := s.CloseExpired(ctx(t), "unpaid", time.Now())
+	if err != nil {
+		t.Fatalf("CloseExpired: %v", err)
+	}
+	if !ch.Changed || ch.From != store.StatusWaitBuyerPay || ch.Order.Status != store.StatusTradeClosed ||
+		ch.Order.EverPaid || ch.Order.Payment != 0 {
+		t.Fatalf("CloseExpired = %+v", ch)
+	}
+	if o := get(t, s, "unpaid"); o != ch.Order {
+		t.Errorf("stored %+v, Change carried %+v", o, ch.Order)
+	}
+	ch, err = s.CloseExpired(ctx(t), "unpaid", time.Now())
+	if err != nil || ch.Changed || ch.Order.Status != store.StatusTradeClosed {
+		t.Errorf("second CloseExpired = %+v, %v; want unchanged", ch, err)
+	}
+
+	create(t, s, "paid", 2)
+	observe(t, s, paidObs(2, store.StatusTradePaid))
+	ch, err = s.CloseExpired(ctx(t), "paid", time.Now())
+	if err != nil || ch.Changed || ch.Order.Status != store.StatusTradePaid {
+		t.Errorf("CloseExpired(paid) = %+v, %v; want unchanged", ch, err)
+	}
+
+	// An order whose QR was never created expires too.
+	create(t, s, "no-qr", 0)
+	if ch, err := s.CloseExpired(ctx(t), "no-qr", time.Now()); err != nil || !ch.Changed {
+		t.Errorf("CloseExpired(no QR) = %+v, %v; want closed", ch, err)
+	}
+
+	if _, err := s.CloseExpired(ctx(t), "absent", time.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("CloseExpired(absent) error = %v, want ErrNotFound", err)
+	}
+}
+
+func sortOrders(os []store.Order) {
+	slices.SortFunc(os, func(a, b store.Order) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.OrderID, b.OrderID)
+	})
+}
+
+func testUnpaidOrders(t *testing.T, s store.Store) {
+	var all []store.Order
+	for i := range 8 {
+		id := fmt.Sprintf("u-%d", i)
+		qr := int64(10 + i)
+		if i == 2 {
+			qr = 0 // QR never created: nothing to poll
+		}
+		all = append(all, create(t, s, id, qr))
+	}
+	observe(t, s, paidObs(13, store.StatusTradePaid)) // u-3 paid
+	if _, err := s.CloseExpired(ctx(t), "u-4", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	from, to := all[1].CreatedAt, all[7].CreatedAt
+	var want []store.Order
+	for _, o := range all {
+		if o.QRID != 0 && o.OrderID != "u-3" && o.OrderID != "u-4" &&
+			!o.CreatedAt.Before(from) && o.CreatedAt.Before(to) {
+			want = append(want, o)
+		}
+	}
+	sortOrders(want)
+	got, err := s.UnpaidOrders(ctx(t), from, to, 100)
+	if err != nil {
+		t.Fatalf("UnpaidOrders: %v", err)
+	}
+	if !slices.Equal(ids(got), ids(want)) {
+		t.Errorf("UnpaidOrders = %v, want %v", ids(got), ids(want))
+	}
+	for _, id := range []string{"u-0", "u-2", "u-3", "u-4"} {
+		if slices.Contains(ids(got), id) {
+			t.Errorf("UnpaidOrders includes %s", id)
+		}
+	}
+	if !slices.Contains(ids(got), "u-1") || !slices.Contains(ids(got), "u-5") {
+		t.Errorf("UnpaidOrders = %v misses u-1 or u-5", ids(got))
+	}
+	got, err = s.UnpaidOrders(ctx(t), from, to, 2)
+	if err != nil || !slices.Equal(ids(got), ids(want[:2])) {
+		t.Errorf("UnpaidOrders(limit 2) = %v, %v; want %v", ids(got), err, ids(want[:2]))
+	}
+	got, err = s.UnpaidOrders(ctx(t), from, from, 100)
+	if err != nil || len(got) != 0 {
+		t.Errorf("UnpaidOrders(empty window) = %v, %v", ids(got), err)
+	}
+}
+
+func testListOrders(t *testing.T, s store.Store) {
+	const n = 105 // more than the default limit
+	var all []store.Order
+	for i := range n {
+		qr := int64(0)
+		if i%3 == 0 {
+			qr = int64(100 + i)
+		}
+		all = append(all, create(t, s, fmt.Sprintf("l-%03d", i), qr))
+	}
+	var batch []store.Observation
+	for i := 0; i < n; i += 6 {
+		batch = append(batch, paidObs(int64(100+i), store.StatusTradePaid))
+	}
+	for i, ch := range observe(t, s, batch...) {
+		all[6*i] = ch.Order
+	}
+	sortOrders(all)
+
+	// Keyset paging visits every order once, in order.
+	var paged []store.Order
+	f := store.OrderFilter{Limit: 7}
+	for page := 0; ; page++ {
+		if page > n {
+			t.Fatal("paging does not terminate")
+		}
+		got, err := s.ListOrders(ctx(t), f)
+		if err != nil {
+			t.Fatalf("ListOrders page %d: %v", page, err)
+		}
+		if len(got) > 7 {
+			t.Fatalf("page %d has %d orders, limit 7", page, len(got))
+		}
+		paged = append(paged, got...)
+		if len(got) < 7 {
+			break
+		}
+		last := got[len(got)-1]
+		f.AfterCreatedAt, f.AfterOrderID = last.CreatedAt, last.OrderID
+	}
+	if !slices.Equal(ids(paged), ids(all)) {
+		t.Fatalf("paged listing = %v\nwant %v", ids(paged), ids(all))
+	}
+	if !slices.Equal(paged, all) {
+		t.Errorf("paged orders differ from the ones written")
+	}
+
+	got, err := s.ListOrders(ctx(t), store.OrderFilter{})
+	if err != nil || len(got) != 100 {
+		t.Errorf("ListOrders(default limit) returned %d orders, %v; want 100", len(got), err)
+	}
+	got, err = s.ListOrders(ctx(t), store.OrderFilter{Limit: 5000})
+	if err != nil || len(got) != n {
+		t.Errorf("ListOrders(limit 5000) returned %d orders, %v; want %d", len(got), err, n)
+	}
+
+	var wantPaid []string
+	for _, o := range all {
+		if o.Status == store.StatusTradePaid {
+			wantPaid = append(wantPaid, o.OrderID)
+		}
+	}
+	got, err = s.ListOrders(ctx(t), store.OrderFilter{Status: store.StatusTradePaid, Limit: 1000})
+	if err != nil || !slices.Equal(ids(got), wantPaid) || len(wantPaid) == 0 {
+		t.Errorf("ListOrders(status) = %v, %v; want %v", ids(got), err, wantPaid)
+	}
+
+	from, to := all[10].CreatedAt, all[50].CreatedAt
+	var wantRange []string
+	for _, o := range all {
+		if !o.CreatedAt.Before(from) && o.CreatedAt.Before(to) {
+			wantRange = append(wantRange, o.OrderID)
+		}
+	}
+	got, err = s.ListOrders(ctx(t), store.OrderFilter{CreatedAfter: from, CreatedBefore: to, Limit: 1000})
+	if err != nil || !slices.Equal(ids(got), wantRange) {
+		t.Errorf("ListOrders(range) = %v, %v; want %v", ids(got), err, wantRange)
+	}
+}
+
+// --- deliveries ---
+
+func testDeliveries(t *testing.T, s store.Store) {
+	// Attempt times are in the past so that ReopenDelivery (which stamps
+	// now) sorts after them.
+	base := time.Now().Add(-time.Hour)
+	at := func(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+	event := []byte(`{"event_id":"ev1","status":"TRADE_PAID"}`)
+	longErr := strings.Repeat("错", 200) + "\xff" // 600 bytes and invalid UTF-8
+
+	record := func(a store.Attempt) store.Delivery {
+		t.Helper()
+		ds, err := s.RecordAttempts(ctx(t), []store.Attempt{a})
+		if err != nil {
+			t.Fatalf("RecordAttempts: %v", err)
+		}
+		if len(ds) != 1 {
+			t.Fatalf("RecordAttempts returned %d deliveries", len(ds))
+		}
+		checkUTC(t, "delivery", ds[0].CreatedAt, ds[0].UpdatedAt, ds[0].NextAttemptAt, ds[0].DeliveredAt, ds[0].GivenUpAt)
+		return ds[0]
+	}
+
+	d := record(store.Attempt{EventID: "ev1", Endpoint: "https://a.example/hook", OrderID: "o1", Status: "TRADE_PAID",
+		Event: event, HTTPStatus: 500, Error: longErr, NextAttemptAt: at(60), At: at(0)})
+	if d.Attempts != 1 || d.State() != store.DeliveryPending || d.LastHTTPStatus != 500 || d.OrderID != "o1" ||
+		d.Status != "TRADE_PAID" || string(d.Event) != string(event) || d.NextAttemptAt != us(at(60)) ||
+		d.CreatedAt != us(at(0)) || d.UpdatedAt != us(at(0)) {
+		t.Fatalf("first attempt: %+v", d)
+	}
+	if len(d.LastError) > 500 || !utf8.ValidString(d.LastError) || !strings.HasPrefix(longErr, d.LastError) || len(d.LastError) < 490 {
+		t.Errorf("LastError not truncated to <= 500 bytes of valid UTF-8: %d bytes %q", len(d.LastError), d.LastError)
+	}
+
+	d = record(store.Attempt{EventID: "ev1", Endpoint: "https://a.example/hook", OrderID: "o1", Status: "TRADE_PAID",
+		Event: []byte(`{"other":1}`), HTTPStatus: 200, Delivered: true, At: at(60)})
+	if d.Attempts != 2 || d.State() != store.DeliveryDelivered || d.DeliveredAt != us(at(60)) || d.LastError != "" ||
+		d.LastHTTPStatus != 200 || !d.NextAttemptAt.IsZero() || string(d.Event) != string(event) || d.CreatedAt != us(at(0)) {
+		t.Fatalf("delivered attempt: %+v", d)
+	}
+	// A stray later attempt does not undo delivery.
+	d = record(store.Attempt{EventID: "ev1", Endpoint: "https://a.example/hook", HTTPStatus: 502, Error: "bad gateway", At: at(61)})
+	if d.Attempts != 3 || d.State() != store.DeliveryDelivered || d.DeliveredAt != us(at(60)) || d.OrderID != "o1" {
+		t.Fatalf("attempt after delivery: %+v", d)
+	}
+
+	d = record(store.Attempt{EventID: "ev1", Endpoint: "https://b.example/hook", OrderID: "o1", Status: "TRADE_PAID",
+		Event: event, Error: "timeout", GiveUp: true, At: at(62)})
+	if d.Attempts != 1 || d.State() != store.DeliveryFailed || d.GivenUpAt != us(at(62)) || d.LastHTTPStatus != 0 {
+		t.Fatalf("given-up attempt: %+v", d)
+	}
+	record(store.Attempt{EventID: "ev2", Endpoint: "https://a.example/hook", OrderID: "o2", Status: "TRADE_SUCCESS",
+		Event: []byte(`{}`), HTTPStatus: 503, NextAttemptAt: at(200), At: at(63)})
+
+	ev1, err := s.DeliveriesForEvent(ctx(t), "ev1")
+	if err != nil || len(ev1) != 2 || ev1[0].Endpoint != "https://a.example/hook" || ev1[1].Endpoint != "https://b.example/hook" {
+		t.Fatalf("DeliveriesForEvent = %+v, %v", ev1, err)
+	}
+	if none, err := s.DeliveriesForEvent(ctx(t), "ev-none"); err != nil || len(none) != 0 {
+		t.Errorf("DeliveriesForEvent(absent) = %+v, %v", none, err)
+	}
+
+	key := func(ds []store.Delivery) []string {
+		out := make([]string, len(ds))
+		for i, d := range ds {
+			out[i] = d.EventID + " " + d.Endpoint
+		}
+		return out
+	}
+	for _, c := range []struct {
+		f    store.DeliveryFilter
+		want []string
+	}{
+		{store.DeliveryFilter{}, []string{"ev1 https://a.example/hook", "ev1 https://b.example/hook", "ev2 https://a.example/hook"}},
+		{store.DeliveryFilter{State: store.DeliveryPending}, []string{"ev2 https://a.example/hook"}},
+		{store.DeliveryFilter{State: store.DeliveryDelivered}, []string{"ev1 https://a.example/hook"}},
+		{store.DeliveryFilter{State: store.DeliveryFailed}, []string{"ev1 https://b.example/hook"}},
+		{store.DeliveryFilter{Endpoint: "https://a.example/hook"}, []string{"ev1 https://a.example/hook", "ev2 https://a.example/hook"}},
+		{store.DeliveryFilter{Endpoint: "https://b.example/hook", State: store.DeliveryDelivered}, []string{}},
+		{store.DeliveryFilter{Limit: 1}, []string{"ev1 https://a.example/hook"}},
+	} {
+		got, err := s.ListDeliveries(ctx(t), c.f)
+		if err != nil || !slices.Equal(key(got), c.want) {
+			t.Errorf("ListDeliveries(%+v) = %v, %v; want %v", c.f, key(got), err, c.want)
+		}
+	}
+	if _, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{State: "bogus"}); err == nil {
+		t.Error("ListDeliveries(unknown state) succeeded")
+	}
+
+	// Reopening a given-up delivery keeps counting attempts.
+	d, err = s.ReopenDelivery(ctx(t), "ev1", "https://b.example/hook")
+	if err != nil || d.State() != store.DeliveryPending || d.Attempts != 1 || !d.GivenUpAt.IsZero() || string(d.Event) != string(event) {
+		t.Fatalf("ReopenDelivery(failed) = %+v, %v", d, err)
+	}
+	d = record(store.Attempt{EventID: "ev1", Endpoint: "https://b.example/hook", HTTPStatus: 200, Delivered: true, At: time.Now()})
+	if d.Attempts != 2 || d.State() != store.DeliveryDelivered {
+		t.Errorf("attempt after reopen: %+v", d)
+	}
+	d, err = s.ReopenDelivery(ctx(t), "ev1", "https://a.example/hook")
+	if err != nil || d.State() != store.DeliveryPending || d.Attempts != 3 || !d.DeliveredAt.IsZero() {
+		t.Fatalf("ReopenDelivery(delivered) = %+v, %v", d, err)
+	}
+	if got, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{State: store.DeliveryPending}); err != nil ||
+		!slices.Equal(key(got), []string{"ev2 https://a.example/hook", "ev1 https://a.example/hook"}) {
+		t.Errorf("pending after reopen = %v, %v", key(got), err)
+	}
+	if _, err := s.ReopenDelivery(ctx(t), "ev-none", "https://a.example/hook"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ReopenDelivery(absent) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testDeliveryBatch(t *testing.T, s store.Store) {
+	now := time.Now()
+	a := store.Attempt{EventID: "e", Endpoint: "x", OrderID: "o", Status: "TRADE_PAID", Event: []byte(`{}`), HTTPStatus: 500, At: now}
+	b := a
+	b.Endpoint = "y"
+	ds, err := s.RecordAttempts(ctx(t), []store.Attempt{a, b, a})
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("RecordAttempts = %+v, %v", ds, err)
+	}
+	if ds[0].Attempts != 1 || ds[1].Attempts != 1 || ds[2].Attempts != 2 || ds[2].Endpoint != "x" {
+		t.Errorf("attempt counts = %d %d %d, want 1 1 2", ds[0].Attempts, ds[1].Attempts, ds[2].Attempts)
+	}
+	if ds, err := s.RecordAttempts(ctx(t), nil); err != nil || len(ds) != 0 {
+		t.Errorf("RecordAttempts(nil) = %v, %v", ds, err)
+	}
+}
+
+// --- benchmarks ---
+
+// Bench runs the store benchmarks. open must return a fresh, migrated, empty
+// store; Bench closes it.
+func Bench(b *testing.B, open func(b *testing.B) store.Store) {
+	setup := func(b *testing.B) store.Store {
+		s := open(b)
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	b.Run("CreateOrder", func(b *testing.B) {
+		s := setup(b)
+		i := 0
+		for b.Loop() {
+			i++
+			id := fmt.Sprintf("bench-%d", i)
+			if _, err := s.Reserve(b.Context(), newOrder(id), time.Minute); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.AttachQR(b.Context(), id, store.QRCode{ID: int64(i), URL: "u"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// Observations cycle over many orders through the lifecycle, so most
+	// are repeats that change nothing, as in production polling.
+	lifecycle := []string{store.StatusWaitBuyerPay, store.StatusWaitBuyerPay, store.StatusTradePaid,
+		store.StatusWaitSellerSendGoods, store.StatusTradeSuccess, store.StatusTradeSuccess}
+	const orders = 512
+	seed := func(b *testing.B, s store.Store) {
+		for i := range orders {
+			create(b, s, fmt.Sprintf("bench-%d", i), int64(i+1))
+		}
+	}
+	b.Run("RecordObservation", func(b *testing.B) {
+		s := setup(b)
+		seed(b, s)
+		i := 0
+		for b.Loop() {
+			ob := paidObs(int64(i%orders+1), lifecycle[(i/orders)%len(lifecycle)])
+			if _, err := s.RecordObservations(b.Context(), []store.Observation{ob}); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("RecordObservationBatch64", func(b *testing.B) {
+		s := setup(b)
+		seed(b, s)
+		i := 0
+		batch := make([]store.Observation, 64)
+		for b.Loop() {
+			for j := range batch {
+				batch[j] = paidObs(int64(i%orders+1), lifecycle[(i/orders)%len(lifecycle)])
+				i++
+			}
+			if _, err := s.RecordObservations(b.Context(), batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "obs/s")
+	})
+}

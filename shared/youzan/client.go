@@ -1,0 +1,473 @@
+package youzan
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config configures a Client for one shop.
+type Config struct {
+	BaseURL      string        // default "https://open.youzanyun.com"
+	ClientID     string        // self-use app client_id
+	ClientSecret string        // self-use app client_secret
+	KdtID        string        // shop id, the token's grant_id
+	HTTPClient   *http.Client  // optional
+	Timeout      time.Duration // per HTTP call; default 5s
+	RenewBefore  time.Duration // renew the token this long before expiry; default 10m
+	// Observe, if set, is called once per API call (after retries within the call) with the
+	// API name (e.g. "youzan.trade.get"), a result label ("ok", "retryable", "error") and the duration. Used for metrics.
+	Observe func(api, result string, d time.Duration)
+	Logger  *slog.Logger // optional; never log secrets or tokens
+}
+
+// DefaultBaseURL is the current Youzan Cloud gateway.
+const DefaultBaseURL = "https://open.youzanyun.com"
+
+// maxBody bounds what we read from Youzan; trade bodies are a few KiB.
+const maxBody = 8 << 20
+
+// Client talks to the Youzan Cloud gateway on behalf of one shop. It is safe
+// for concurrent use; all goroutines share one cached access token.
+type Client struct {
+	cfg  Config
+	base string
+	hc   *http.Client
+	log  *slog.Logger
+	now  func() time.Time // replaced in tests
+
+	mu       sync.Mutex
+	tok      string
+	expires  time.Time
+	renewAt  time.Time
+	inflight *tokenFetch
+}
+
+// tokenFetch is one in-flight /auth/token request that every goroutine
+// needing a token waits on, so a burst of callers costs one request.
+type tokenFetch struct {
+	done    chan struct{}
+	tok     string
+	expires time.Time
+	err     error
+}
+
+// New validates cfg and returns a Client. No network call is made.
+func New(cfg Config) (*Client, error) {
+	var missing []string
+	if cfg.ClientID == "" {
+		missing = append(missing, "ClientID")
+	}
+	if cfg.ClientSecret == "" {
+		missing = append(missing, "ClientSecret")
+	}
+	if cfg.KdtID == "" {
+		missing = append(missing, "KdtID")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("youzan: missing config: %s", strings.Join(missing, ", "))
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("youzan: BaseURL %q is not an absolute URL", cfg.BaseURL)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.RenewBefore <= 0 {
+		cfg.RenewBefore = 10 * time.Minute
+	}
+	c := &Client{
+		cfg:  cfg,
+		base: strings.TrimRight(cfg.BaseURL, "/"),
+		hc:   cfg.HTTPClient,
+		log:  cfg.Logger,
+		now:  time.Now,
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// KdtID returns the shop id this client acts for.
+func (c *Client) KdtID() string { return c.cfg.KdtID }
+
+// token returns a usable access token. bad, if non-empty, is a token the
+// gateway just rejected: it is never returned again.
+func (c *Client) token(ctx context.Context, bad string) (string, error) {
+	c.mu.Lock()
+	now := c.now()
+	old := c.tok
+	valid := old != "" && old != bad && now.Before(c.expires)
+	if valid && now.Before(c.renewAt) {
+		c.mu.Unlock()
+		return old, nil
+	}
+	f := c.inflight
+	if f == nil {
+		f = &tokenFetch{done: make(chan struct{})}
+		c.inflight = f
+		// refresh:false would hand back the very token we want rid of
+		// (§1.1: "returns the same token without extending it"), so ask
+		// for a new one whenever we already hold one.
+		refresh := old != ""
+		// Detached from ctx: other goroutines wait on this fetch and must
+		// not fail because the one that started it gave up.
+		go c.fetchToken(context.WithoutCancel(ctx), f, refresh)
+	}
+	c.mu.Unlock()
+
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return "", ctxError("auth/token", ctx.Err())
+	}
+	if f.err != nil {
+		if valid {
+			// Early renewal failed but the current token still works.
+			c.log.Warn("youzan: token renewal failed, keeping current token", "err", f.err)
+			return old, nil
+		}
+		return "", f.err
+	}
+	return f.tok, nil
+}
+
+func (c *Client) fetchToken(ctx context.Context, f *tokenFetch, refresh bool) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	tok, exp, err := c.requestToken(ctx, refresh)
+
+	c.mu.Lock()
+	now := c.now()
+	c.inflight = nil
+	if err == nil {
+		c.tok, c.expires = tok, exp
+		// Renew RenewBefore ahead of expiry, but never in the first half of
+		// the token's life: with a short-lived token (sandbox) a large
+		// RenewBefore would otherwise renew on every call.
+		c.renewAt = exp.Add(-c.cfg.RenewBefore)
+		if half := now.Add(exp.Sub(now) / 2); c.renewAt.Before(half) {
+			c.renewAt = half
+		}
+		c.log.Info("youzan: access token obtained", "kdt_id", c.cfg.KdtID, "expires", exp, "refresh", refresh)
+	} else {
+		// Don't hammer a failing token endpoint on every call while the
+		// current token is still good (token fetches are rate-limited).
+		c.renewAt = now.Add(min(30*time.Second, max(0, c.expires.Sub(now)/2)))
+		c.log.Warn("youzan: access token request failed", "kdt_id", c.cfg.KdtID, "err", err)
+	}
+	f.tok, f.expires, f.err = tok, exp, err
+	c.mu.Unlock()
+	close(f.done)
+}
+
+type tokenRequest struct {
+	ClientID      string `json:"client_id"`
+	ClientSecret  string `json:"client_secret"`
+	AuthorizeType string `json:"authorize_type"`
+	GrantID       string `json:"grant_id"`
+	Refresh       bool   `json:"refresh"`
+}
+
+type tokenData struct {
+	AccessToken string `json:"access_token"`
+	Expires     ID     `json:"expires"` // absolute, epoch milliseconds
+	Scope       string `json:"scope"`
+	AuthorityID ID     `json:"authority_id"`
+}
+
+func (c *Client) requestToken(ctx context.Context, refresh bool) (string, time.Time, error) {
+	const api = "auth/token"
+	body, err := json.Marshal(tokenRequest{
+		ClientID:      c.cfg.ClientID,
+		ClientSecret:  c.cfg.ClientSecret,
+		AuthorizeType: "silent",
+		GrantID:       c.cfg.KdtID,
+		Refresh:       refresh,
+	})
+	if err != nil {
+		return "", time.Time{}, &Error{API: api, Kind: Protocol, Message: "encode request", err: err}
+	}
+	status, resp, err := c.send(ctx, api, c.base+"/auth/token", body)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	res, err := classify(api, status, resp)
+	if err != nil {
+		var ye *Error
+		if errors.As(err, &ye) && ye.Kind == Business {
+			switch ye.Code {
+			case 1000, 1004, 1005, 1103, 1105:
+				ye.Kind = Auth
+			}
+		}
+		return "", time.Time{}, err
+	}
+	var d tokenData
+	if err := json.Unmarshal(res, &d); err != nil {
+		return "", time.Time{}, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "decode token data", err: err}
+	}
+	if d.AccessToken == "" || d.Expires <= 0 {
+		return "", time.Time{}, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "token response without access_token or expires"}
+	}
+	return d.AccessToken, time.UnixMilli(int64(d.Expires)), nil
+}
+
+// call performs one API call: token, POST, classification, one token
+// renewal + retry on 4201/4202/4203, and decode of the business result.
+// decode errors count as the call's outcome for Observe.
+func (c *Client) call(ctx context.Context, api, version string, params any, decode func(json.RawMessage) error) error {
+	start := time.Now()
+	res, err := c.invoke(ctx, api, version, params)
+	if err == nil {
+		err = decode(res)
+	}
+	d := time.Since(start)
+	label := "ok"
+	switch {
+	case err == nil:
+	case IsRetryable(err):
+		label = "retryable"
+	default:
+		label = "error"
+	}
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(api, label, d)
+	}
+	if err != nil {
+		c.log.Debug("youzan: call failed", "api", api, "result", label, "duration", d, "err", err)
+	} else {
+		c.log.Debug("youzan: call ok", "api", api, "duration", d)
+	}
+	return err
+}
+
+func (c *Client) invoke(ctx context.Context, api, version string, params any) (json.RawMessage, error) {
+	if params == nil {
+		params = struct{}{}
+	}
+	body, err := json.Marshal(params)
+	if err != nil {
+		return nil, &Error{API: api, Kind: BadRequest, Message: "encode params", err: err}
+	}
+	tok, err := c.token(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("youzan %s: access token: %w", api, err)
+	}
+	res, err := c.post(ctx, api, version, tok, body)
+	var ye *Error
+	if errors.As(err, &ye) && ye.Kind == Token {
+		c.log.Info("youzan: token rejected, renewing once", "api", api, "code", ye.Code)
+		tok, terr := c.token(ctx, tok)
+		if terr != nil {
+			return nil, fmt.Errorf("youzan %s: access token: %w", api, terr)
+		}
+		res, err = c.post(ctx, api, version, tok, body)
+	}
+	return res, err
+}
+
+func (c *Client) post(ctx context.Context, api, version, tok string, body []byte) (json.RawMessage, error) {
+	u := c.base + "/api/" + url.PathEscape(api) + "/" + url.PathEscape(version) + "?access_token=" + url.QueryEscape(tok)
+	status, resp, err := c.send(ctx, api, u, body)
+	if err != nil {
+		return nil, err
+	}
+	return classify(api, status, resp)
+}
+
+// send POSTs body as JSON with the per-call timeout and maps transport
+// failures to *Error without the URL (which carries the token).
+func (c *Client) send(ctx context.Context, api, u string, body []byte) (int, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, ctxError(api, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, &Error{API: api, Kind: BadRequest, Message: "build request"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "yzpay")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, transportError(ctx, api, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return resp.StatusCode, nil, transportError(ctx, api, err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+func ctxError(api string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("youzan %s: %w", api, err)
+	}
+	return &Error{API: api, Kind: Timeout, Message: err.Error(), err: err}
+}
+
+func transportError(parent context.Context, api string, err error) error {
+	// Only the inner error is kept: *url.Error's text includes the URL and
+	// therefore the access token.
+	inner := err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		inner = ue.Err
+	}
+	if errors.Is(parent.Err(), context.Canceled) {
+		return fmt.Errorf("youzan %s: %w", api, context.Canceled)
+	}
+	var ne net.Error
+	if errors.Is(inner, context.DeadlineExceeded) || (errors.As(inner, &ne) && ne.Timeout()) {
+		return &Error{API: api, Kind: Timeout, Message: inner.Error(), err: context.DeadlineExceeded}
+	}
+	return &Error{API: api, Kind: Network, Message: inner.Error(), err: inner}
+}
+
+// envelope is the union of every answer shape (§2.2).
+type envelope struct {
+	GwErr    json.RawMessage `json:"gw_err_resp"`
+	ErrResp  json.RawMessage `json:"error_response"`
+	Response json.RawMessage `json:"response"`
+	Success  *bool           `json:"success"`
+	Code     text            `json:"code"`
+	Message  text            `json:"message"`
+	Msg      text            `json:"msg"`
+	Data     json.RawMessage `json:"data"`
+}
+
+type gwErr struct {
+	ErrCode    text `json:"err_code"`
+	ErrMsg     text `json:"err_msg"`
+	ErrMessage text `json:"err_message"`
+}
+
+type legacyErr struct {
+	Code    text `json:"code"`
+	Msg     text `json:"msg"`
+	Message text `json:"message"`
+	SubCode text `json:"sub_code"`
+	SubMsg  text `json:"sub_msg"`
+}
+
+func present(r json.RawMessage) bool {
+	return len(r) > 0 && string(r) != "null"
+}
+
+// classify turns one HTTP answer into the business result or an *Error, in
+// the order gw_err_resp → error_response → response → success/code.
+// HTTP 200 alone proves nothing: every gateway error arrives with it.
+func classify(api string, status int, body []byte) (json.RawMessage, error) {
+	switch {
+	case status >= 500:
+		return nil, &Error{API: api, Kind: Server, HTTPStatus: status, Message: http.StatusText(status)}
+	case status == http.StatusTooManyRequests:
+		return nil, &Error{API: api, Kind: RateLimited, HTTPStatus: status, Message: http.StatusText(status)}
+	}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unparseable body: " + snippet(body), err: err}
+	}
+	switch {
+	case present(env.GwErr):
+		var g gwErr
+		if err := json.Unmarshal(env.GwErr, &g); err != nil {
+			return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad gw_err_resp", err: err}
+		}
+		code, _ := strconv.Atoi(string(g.ErrCode))
+		msg := string(g.ErrMsg)
+		if msg == "" {
+			msg = string(g.ErrMessage)
+		}
+		return nil, &Error{API: api, Kind: gatewayKind(code), Code: code, Message: msg, HTTPStatus: status}
+	case present(env.ErrResp):
+		var l legacyErr
+		if err := json.Unmarshal(env.ErrResp, &l); err != nil {
+			return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad error_response", err: err}
+		}
+		code, _ := strconv.Atoi(string(l.Code))
+		msg := string(l.Msg)
+		if msg == "" {
+			msg = string(l.Message)
+		}
+		if l.SubMsg != "" {
+			msg += " / " + string(l.SubMsg)
+		}
+		return nil, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
+	case present(env.Response):
+		if err := checkIsSuccess(api, env.Response); err != nil {
+			return nil, err
+		}
+		return env.Response, nil
+	case env.Success != nil || env.Code != "":
+		code, _ := strconv.Atoi(string(env.Code))
+		ok := code == 200
+		if env.Success != nil {
+			ok = *env.Success
+		}
+		msg := string(env.Message)
+		if msg == "" {
+			msg = string(env.Msg)
+		}
+		if !ok {
+			return nil, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
+		}
+		if err := checkIsSuccess(api, env.Data); err != nil {
+			return nil, err
+		}
+		return env.Data, nil
+	}
+	if status != http.StatusOK {
+		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unexpected HTTP status: " + snippet(body)}
+	}
+	return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unrecognised envelope: " + snippet(body)}
+}
+
+// checkIsSuccess honours the is_success:false some result objects carry
+// inside an otherwise successful envelope.
+func checkIsSuccess(api string, res json.RawMessage) error {
+	var s struct {
+		IsSuccess *bool `json:"is_success"`
+	}
+	if json.Unmarshal(res, &s) == nil && s.IsSuccess != nil && !*s.IsSuccess {
+		return &Error{API: api, Kind: Business, HTTPStatus: http.StatusOK, Message: "is_success is false"}
+	}
+	return nil
+}
+
+// snippet keeps error messages short; Youzan bodies never contain our
+// secret or token, and the HTML error pages of proxies can be large.
+func snippet(b []byte) string {
+	const n = 120
+	s := strings.ToValidUTF8(string(b), "?")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+func isEmptyResult(r json.RawMessage) bool {
+	s := strings.TrimSpace(string(r))
+	return s == "" || s == "null" || s == "{}" || s == "[]"
+}
