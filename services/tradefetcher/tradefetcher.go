@@ -23,9 +23,11 @@ import (
 	"github.com/yzpay/yzpay/shared/youzan"
 )
 
-// TradeGetter reads trades; *youzan.Client implements it.
-type TradeGetter interface {
+// Youzan is what the fetcher and its sweeper ask Youzan; *youzan.Client
+// implements it.
+type Youzan interface {
 	GetTrade(ctx context.Context, tid string) (youzan.Trade, error)
+	QRTradeLister
 }
 
 // Config tunes the worker.
@@ -39,6 +41,8 @@ type Config struct {
 	// StoreRetry is the redelivery delay when the store or broker fails.
 	StoreRetry time.Duration
 	Grace      time.Duration // finishing in-flight work at shutdown; default 10s
+	// Sweep configures reconciliation and expiry (RECONCILE_INTERVAL, ORDER_TTL).
+	Sweep SweepConfig
 }
 
 // DefaultRetrySchedule is FETCH_RETRY_SCHEDULE's default.
@@ -49,7 +53,7 @@ var DefaultRetrySchedule = []time.Duration{time.Second, 2 * time.Second, 5 * tim
 type Deps struct {
 	Store   store.Store
 	JS      jetstream.JetStream
-	Youzan  TradeGetter
+	Youzan  Youzan
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 }
@@ -88,17 +92,29 @@ func New(cfg Config, deps Deps) (*Fetcher, error) {
 	return &Fetcher{cfg: cfg, deps: deps, log: deps.Logger.With("service", "tradefetcher"), m: deps.Metrics}, nil
 }
 
-// Run consumes receipts until ctx ends.
+// Run consumes receipts, and sweeps for missed pushes and expired orders,
+// until ctx ends.
 func (f *Fetcher) Run(ctx context.Context) error {
 	cons, err := consume.Setup(ctx, f.deps.JS, events.WebhookStream, events.TradefetcherConsumer())
 	if err != nil {
 		return err
 	}
-	return consume.Run(ctx, cons, f.handle, consume.Options{
+	sw := NewSweeper(f.cfg.Sweep, f.deps.Store, f.deps.JS, f.deps.Youzan, f.m, f.log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = sw.Run(ctx)
+	}()
+	err = consume.Run(ctx, cons, f.handle, consume.Options{
 		Batch:        f.cfg.Batch,
 		OnRedelivery: func() { f.m.Redeliveries.WithLabelValues(events.TradefetcherDurable).Inc() },
 		Logger:       f.log,
 	}, f.cfg.Grace)
+	cancel()
+	<-done
+	return err
 }
 
 // item is one receipt's journey through a batch.

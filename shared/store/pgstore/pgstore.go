@@ -334,7 +334,9 @@ func (s *Store) RecordObservations(ctx context.Context, obs []store.Observation)
 			return err
 		}
 
-		batch := &pgx.Batch{}
+		// The history rows go in as one multi-row INSERT and the orders as one
+		// UPDATE: a round trip and a plan per batch instead of per row.
+		var h history
 		var dirty []*store.Order
 		isDirty := make(map[*store.Order]bool)
 		for i, ob := range obs {
@@ -349,25 +351,41 @@ func (s *Store) RecordObservations(ctx context.Context, obs []store.Observation)
 			if observed.IsZero() {
 				observed = now
 			}
-			batch.Queue(`INSERT INTO observations (order_id, source, qr_id, tid, status, payment, buyer_id,
-				pay_type, paid_at, observed_at, recorded_at, changed, from_status)
-				VALUES ($1, 'youzan', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-				o.OrderID, ob.QRID, ob.TID, ob.Status, ob.Payment, ob.BuyerID, ob.PayType,
-				toNull(ob.PaidAt), trunc(observed), now, changed, from)
+			h.add(o.OrderID, ob, trunc(observed), changed, from)
 			if touched && !isDirty[o] {
 				isDirty[o] = true
 				dirty = append(dirty, o)
 			}
 		}
-		// One write per order with its final state, after all observations.
-		for _, o := range dirty {
-			batch.Queue(`UPDATE orders SET status = $2, tid = $3, payment = $4, buyer_id = $5, pay_type = $6,
-				paid_at = $7, ever_paid = $8, updated_at = $9 WHERE order_id = $1`,
-				o.OrderID, o.Status, nullString(o.TID), o.Payment, o.BuyerID, o.PayType,
-				toNull(o.PaidAt), o.EverPaid, o.UpdatedAt)
-		}
-		if batch.Len() == 0 {
+		if len(h.orderID) == 0 {
 			return nil
+		}
+		// Both statements go out in one round trip. ORDER BY n: history ids
+		// follow the order the observations were applied in.
+		batch := &pgx.Batch{}
+		batch.Queue(`INSERT INTO observations (order_id, source, qr_id, tid, status, payment,
+				buyer_id, pay_type, paid_at, observed_at, recorded_at, changed, from_status)
+			SELECT order_id, 'youzan', qr_id, tid, status, payment, buyer_id, pay_type, paid_at, observed_at,
+				$11, changed, from_status
+			FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+				$8::timestamptz[], $9::timestamptz[], $10::boolean[], $12::text[]) WITH ORDINALITY
+				AS v(order_id, qr_id, tid, status, payment, buyer_id, pay_type, paid_at, observed_at, changed, from_status, n)
+			ORDER BY n`,
+			h.orderID, h.qrID, h.tid, h.status, h.payment, h.buyerID, h.payType, h.paidAt, h.observedAt,
+			h.changed, now, h.from)
+		if len(dirty) > 0 {
+			var u orderUpdates
+			for _, o := range dirty {
+				u.add(o)
+			}
+			batch.Queue(`UPDATE orders AS o SET status = v.status, tid = v.tid, payment = v.payment,
+				buyer_id = v.buyer_id, pay_type = v.pay_type, paid_at = v.paid_at, ever_paid = v.ever_paid,
+				updated_at = v.updated_at
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
+				$7::timestamptz[], $8::boolean[], $9::timestamptz[])
+				AS v(order_id, status, tid, payment, buyer_id, pay_type, paid_at, ever_paid, updated_at)
+			WHERE o.order_id = v.order_id`,
+				u.orderID, u.status, u.tid, u.payment, u.buyerID, u.payType, u.paidAt, u.everPaid, u.updatedAt)
 		}
 		return tx.SendBatch(ctx, batch).Close()
 	})
@@ -375,6 +393,51 @@ func (s *Store) RecordObservations(ctx context.Context, obs []store.Observation)
 		return nil, fmt.Errorf("pgstore: record observations: %w", err)
 	}
 	return changes, nil
+}
+
+// history collects observation rows column by column for one INSERT.
+type history struct {
+	orderID, tid, status, buyerID, payType, from []string
+	qrID, payment                                []int64
+	paidAt                                       []*time.Time
+	observedAt                                   []time.Time
+	changed                                      []bool
+}
+
+func (h *history) add(orderID string, ob store.Observation, observed time.Time, changed bool, from string) {
+	h.orderID = append(h.orderID, orderID)
+	h.qrID = append(h.qrID, ob.QRID)
+	h.tid = append(h.tid, ob.TID)
+	h.status = append(h.status, ob.Status)
+	h.payment = append(h.payment, ob.Payment)
+	h.buyerID = append(h.buyerID, ob.BuyerID)
+	h.payType = append(h.payType, ob.PayType)
+	h.paidAt = append(h.paidAt, toNull(ob.PaidAt))
+	h.observedAt = append(h.observedAt, observed)
+	h.changed = append(h.changed, changed)
+	h.from = append(h.from, from)
+}
+
+// orderUpdates collects the final state of the orders a batch moved.
+type orderUpdates struct {
+	orderID, status, buyerID, payType []string
+	tid                               []*string
+	payment                           []int64
+	paidAt                            []*time.Time
+	everPaid                          []bool
+	updatedAt                         []time.Time
+}
+
+func (u *orderUpdates) add(o *store.Order) {
+	u.orderID = append(u.orderID, o.OrderID)
+	u.status = append(u.status, o.Status)
+	u.tid = append(u.tid, nullString(o.TID))
+	u.payment = append(u.payment, o.Payment)
+	u.buyerID = append(u.buyerID, o.BuyerID)
+	u.payType = append(u.payType, o.PayType)
+	u.paidAt = append(u.paidAt, toNull(o.PaidAt))
+	u.everPaid = append(u.everPaid, o.EverPaid)
+	u.updatedAt = append(u.updatedAt, o.UpdatedAt)
 }
 
 // CloseExpired moves an order still at WAIT_BUYER_PAY to TRADE_CLOSED.
@@ -421,7 +484,7 @@ const deliveryCols = `event_id, endpoint, order_id, status, event, attempts, las
 
 func scanDelivery(row scanner) (store.Delivery, error) {
 	var (
-		d                          store.Delivery
+		d                        store.Delivery
 		next, delivered, givenUp *time.Time
 	)
 	if err := row.Scan(&d.EventID, &d.Endpoint, &d.OrderID, &d.Status, &d.Event, &d.Attempts,

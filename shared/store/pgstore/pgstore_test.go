@@ -101,3 +101,27 @@ func TestOpenBadURL(t *testing.T) {
 		t.Fatal("Open of an unreachable server succeeded")
 	}
 }
+
+// Every observation lands in the history, in order, with its effect.
+func TestHistory(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	want := storetest.RecordHistory(t, s)
+	rows, err := s.Pool().Query(t.Context(), `SELECT order_id, source, status, changed, from_status FROM observations ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []storetest.HistoryRow
+	for rows.Next() {
+		var r storetest.HistoryRow
+		if err := rows.Scan(&r.OrderID, &r.Source, &r.Status, &r.Changed, &r.From); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckHistory(t, got, want)
+}

@@ -336,13 +336,26 @@ func (s *Store) RecordObservations(ctx context.Context, obs []store.Observation)
 		now := now()
 		// The transaction holds SQLite's write lock from BEGIN IMMEDIATE, so
 		// what is read here cannot change before it is written.
+		// Prepared once per batch: parsing dominates small statements.
+		sel, err := tx.PrepareContext(ctx, `SELECT `+orderCols+` FROM orders WHERE qr_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer sel.Close()
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO observations (order_id, source, qr_id, tid, status,
+			payment, buyer_id, pay_type, paid_at, observed_at, recorded_at, changed, from_status)
+			VALUES (?, 'youzan', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
 		byQR := make(map[int64]*store.Order)
 		var dirty []*store.Order
 		isDirty := make(map[*store.Order]bool)
 		for i, ob := range obs {
 			o, ok := byQR[ob.QRID]
 			if !ok {
-				ord, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE qr_id = ?`, ob.QRID))
+				ord, err := scanOrder(sel.QueryRowContext(ctx, ob.QRID))
 				if errors.Is(err, sql.ErrNoRows) {
 					byQR[ob.QRID] = nil
 					continue // not one of ours: zero Change
@@ -363,10 +376,7 @@ func (s *Store) RecordObservations(ctx context.Context, obs []store.Observation)
 			if observed.IsZero() {
 				observed = now
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO observations (order_id, source, qr_id, tid, status,
-				payment, buyer_id, pay_type, paid_at, observed_at, recorded_at, changed, from_status)
-				VALUES (?, 'youzan', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				o.OrderID, ob.QRID, ob.TID, ob.Status, ob.Payment, ob.BuyerID, ob.PayType,
+			if _, err := ins.ExecContext(ctx, o.OrderID, ob.QRID, ob.TID, ob.Status, ob.Payment, ob.BuyerID, ob.PayType,
 				toNull(ob.PaidAt), toMicro(observed), toMicro(now), changed, from); err != nil {
 				return err
 			}

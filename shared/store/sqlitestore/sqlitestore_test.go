@@ -1,6 +1,7 @@
 package sqlitestore_test
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,4 +80,40 @@ func TestOpenRejectsDSN(t *testing.T) {
 			t.Errorf("Open(%q) succeeded", p)
 		}
 	}
+}
+
+// Every observation lands in the history, in order, with its effect.
+func TestHistory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "yzpay.db")
+	s, err := sqlitestore.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := storetest.RecordHistory(t, s)
+	db, err := sql.Open("sqlite", path+"?_pragma=query_only(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(t.Context(), `SELECT order_id, source, status, changed, from_status FROM observations ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []storetest.HistoryRow
+	for rows.Next() {
+		var r storetest.HistoryRow
+		if err := rows.Scan(&r.OrderID, &r.Source, &r.Status, &r.Changed, &r.From); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckHistory(t, got, want)
 }

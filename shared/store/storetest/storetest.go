@@ -1011,3 +1011,51 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "obs/s")
 	})
 }
+
+// --- history (the backends' tests read their own tables) ---
+
+// HistoryRow is one row of the observations table, as far as the backends'
+// own tests check it.
+type HistoryRow struct {
+	OrderID, Source, Status string
+	Changed                 bool
+	From                    string
+}
+
+// RecordHistory makes a known history on an empty store: observations of two
+// orders in one batch (one of an unknown QR, which is not recorded), then an
+// expiry. It returns the rows the observations table must then hold, in id
+// order.
+func RecordHistory(t *testing.T, s store.Store) []HistoryRow {
+	t.Helper()
+	create(t, s, "h1", 1)
+	create(t, s, "h2", 2)
+	observe(t, s,
+		obs(1, store.StatusWaitBuyerPay),
+		paidObs(1, store.StatusTradePaid),
+		paidObs(99, store.StatusTradePaid),
+		paidObs(2, store.StatusTradeSuccess),
+		paidObs(1, store.StatusTradePaid),
+		paidObs(1, store.StatusTradeSuccess),
+	)
+	create(t, s, "h3", 3)
+	if _, err := s.CloseExpired(ctx(t), "h3", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return []HistoryRow{
+		{"h1", "youzan", store.StatusWaitBuyerPay, false, store.StatusWaitBuyerPay},
+		{"h1", "youzan", store.StatusTradePaid, true, store.StatusWaitBuyerPay},
+		{"h2", "youzan", store.StatusTradeSuccess, true, store.StatusWaitBuyerPay},
+		{"h1", "youzan", store.StatusTradePaid, false, store.StatusTradePaid},
+		{"h1", "youzan", store.StatusTradeSuccess, true, store.StatusTradePaid},
+		{"h3", "expiry", store.StatusTradeClosed, true, store.StatusWaitBuyerPay},
+	}
+}
+
+// CheckHistory compares the observations table with what RecordHistory made.
+func CheckHistory(t *testing.T, got, want []HistoryRow) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("observations table:\n got %v\nwant %v", got, want)
+	}
+}

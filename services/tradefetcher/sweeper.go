@@ -1,0 +1,195 @@
+package tradefetcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/metrics"
+	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/youzan"
+)
+
+// QRTradeLister lists the trades of one QR code; *youzan.Client implements it.
+type QRTradeLister interface {
+	QRTrades(ctx context.Context, q youzan.QRTradesQuery) (youzan.QRTradesPage, error)
+}
+
+// SweepConfig tunes the sweeper.
+type SweepConfig struct {
+	// Interval between sweeps, and the age an unpaid order must reach
+	// before Youzan is asked about it (its push gets one interval to come).
+	Interval time.Duration
+	// OrderTTL: an order still unpaid this long after creation is closed.
+	OrderTTL time.Duration
+	Batch    int // orders per sweep and kind; default 200
+}
+
+// Sweeper catches what pushes miss. Reconciliation asks
+// youzan.trades.qr.get about unpaid orders and feeds any paid trade into the
+// pipeline as a receipt, exactly as if Youzan had pushed it. Expiry closes
+// orders unpaid after OrderTTL, after asking Youzan once more. Several
+// replicas may sweep at once: receipts and close events carry fixed
+// Nats-Msg-Ids and the store's transitions are idempotent, so doubled work
+// cannot change the outcome.
+type Sweeper struct {
+	cfg SweepConfig
+	st  store.Store
+	js  jetstream.JetStream
+	yz  QRTradeLister
+	m   *metrics.Metrics
+	log *slog.Logger
+	now func() time.Time
+}
+
+// NewSweeper fills defaults.
+func NewSweeper(cfg SweepConfig, st store.Store, js jetstream.JetStream, yz QRTradeLister, m *metrics.Metrics, log *slog.Logger) *Sweeper {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.OrderTTL <= 0 {
+		cfg.OrderTTL = 30 * time.Minute
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 200
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Sweeper{cfg: cfg, st: st, js: js, yz: yz, m: m, log: log.With("component", "sweeper"), now: time.Now}
+}
+
+// Run sweeps every Interval until ctx ends.
+func (s *Sweeper) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep incomplete; the next one retries", "err", err)
+		}
+	}
+}
+
+// Sweep runs one reconciliation and one expiry pass.
+func (s *Sweeper) Sweep(ctx context.Context) error {
+	now := s.now()
+	// Reconcile orders old enough that their push is overdue but young
+	// enough to be payable.
+	recent, err := s.st.UnpaidOrders(ctx, now.Add(-s.cfg.OrderTTL), now.Add(-s.cfg.Interval), s.cfg.Batch)
+	if err != nil {
+		return fmt.Errorf("list unpaid orders: %w", err)
+	}
+	var errs []error
+	for _, o := range recent {
+		if _, err := s.reconcile(ctx, o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	expired, err := s.st.UnpaidOrders(ctx, time.Unix(0, 0), now.Add(-s.cfg.OrderTTL), s.cfg.Batch)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list expired orders: %w", err))...)
+	}
+	for _, o := range expired {
+		if err := s.expire(ctx, o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reconcile asks Youzan for paid trades of o's QR and publishes a receipt
+// for each; it reports how many it found.
+func (s *Sweeper) reconcile(ctx context.Context, o store.Order) (int, error) {
+	page, err := s.yz.QRTrades(ctx, youzan.QRTradesQuery{QRID: o.QRID, Status: "TRADE_RECEIVED", PageNo: 1, PageSize: 20})
+	if err != nil {
+		s.m.Reconciled.WithLabelValues("error").Inc()
+		return 0, fmt.Errorf("trades.qr.get for order %s: %w", o.OrderID, err)
+	}
+	n := 0
+	for _, t := range page.Trades {
+		if t.TID == "" || (t.QRID != 0 && t.QRID != o.QRID) {
+			continue
+		}
+		if err := s.publishReceipt(ctx, t.TID); err != nil {
+			s.m.Reconciled.WithLabelValues("error").Inc()
+			return n, err
+		}
+		n++
+		s.log.Info("paid trade found without its push; fed into the pipeline", "order_id", o.OrderID, "qr_id", o.QRID, "tid", t.TID)
+	}
+	if n > 0 {
+		s.m.Reconciled.WithLabelValues("found").Inc()
+	} else {
+		s.m.Reconciled.WithLabelValues("unpaid").Inc()
+	}
+	return n, nil
+}
+
+// receipt is the body of a reconciliation receipt: the fields of a Youzan
+// push the tradefetcher reads, so both travel the same path.
+type receipt struct {
+	Type   string `json:"type"`
+	ID     string `json:"id"`
+	KdtID  int64  `json:"kdt_id"`
+	Status string `json:"status"`
+	MsgID  string `json:"msg_id"`
+}
+
+func (s *Sweeper) publishReceipt(ctx context.Context, tid string) error {
+	id := "reconcile:" + tid
+	body, _ := json.Marshal(receipt{Type: events.ReconcileType, ID: tid, MsgID: id})
+	msg := nats.NewMsg(events.WebhookSubject(events.ReconcileType))
+	msg.Data = body
+	msg.Header.Set(events.HeaderReceivedAt, s.now().UTC().Format(time.RFC3339Nano))
+	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("publish reconcile receipt for %s: %w", tid, err)
+	}
+	return nil
+}
+
+// expire checks Youzan once more, then closes o and tells the merchant.
+// The event is published before the store moves, so a crash in between
+// repeats the publish (deduplicated) instead of losing it.
+func (s *Sweeper) expire(ctx context.Context, o store.Order) error {
+	found, err := s.reconcile(ctx, o)
+	if err != nil {
+		return err
+	}
+	if found > 0 {
+		return nil // paid after all: the pipeline takes it from here
+	}
+	closed := o
+	closed.Status = store.StatusTradeClosed
+	closed.Payment = 0
+	closed.UpdatedAt = s.now()
+	ev := events.FromOrder(closed)
+	msg := nats.NewMsg(events.StatusSubject(ev.Status))
+	msg.Data = ev.Encode()
+	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.EventID))
+	if err != nil {
+		return fmt.Errorf("publish close of %s: %w", o.OrderID, err)
+	}
+	c, err := s.st.CloseExpired(ctx, o.OrderID, s.now())
+	if err != nil {
+		return fmt.Errorf("close %s: %w", o.OrderID, err)
+	}
+	if c.Changed {
+		s.m.Expired.Inc()
+		if !ack.Duplicate {
+			s.m.TradeEvents.WithLabelValues(ev.Status).Inc()
+		}
+		s.log.Info("unpaid order closed after ORDER_TTL", "order_id", o.OrderID, "qr_id", o.QRID, "event_id", ev.EventID)
+	}
+	return nil
+}
