@@ -238,4 +238,3 @@ func oneLine(s string) string {
 	}
 	return s
 }
-

@@ -48,6 +48,9 @@ type Config struct {
 	Batch    int           // default 64
 	Workers  int           // events delivered at once; default 32
 	Grace    time.Duration // default 15s
+	// AckWait: how long an event held by a worker that died stays
+	// invisible; 0 = 60s (tests shorten it).
+	AckWait time.Duration
 	// StoreRetry is the redelivery delay when the store fails.
 	StoreRetry time.Duration
 }
@@ -138,7 +141,7 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 
 // Run consumes events until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
-	cons, err := consume.Setup(ctx, n.deps.JS, events.PaymentStream, events.NotifierConsumer())
+	cons, err := consume.Setup(ctx, n.deps.JS, events.PaymentStream, events.NotifierConsumer(n.cfg.AckWait))
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ type Config struct {
 	// StoreRetry is the redelivery delay when the store or broker fails.
 	StoreRetry time.Duration
 	Grace      time.Duration // finishing in-flight work at shutdown; default 10s
+	// AckWait: how long a receipt held by a worker that died stays
+	// invisible; 0 = 30s (tests shorten it).
+	AckWait time.Duration
 	// Sweep configures reconciliation and expiry (RECONCILE_INTERVAL, ORDER_TTL).
 	Sweep SweepConfig
 }
@@ -95,7 +98,7 @@ func New(cfg Config, deps Deps) (*Fetcher, error) {
 // Run consumes receipts, and sweeps for missed pushes and expired orders,
 // until ctx ends.
 func (f *Fetcher) Run(ctx context.Context) error {
-	cons, err := consume.Setup(ctx, f.deps.JS, events.WebhookStream, events.TradefetcherConsumer())
+	cons, err := consume.Setup(ctx, f.deps.JS, events.WebhookStream, events.TradefetcherConsumer(f.cfg.AckWait))
 	if err != nil {
 		return err
 	}

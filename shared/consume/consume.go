@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,13 +23,16 @@ type Handler func(ctx context.Context, batch []jetstream.Msg)
 type Options struct {
 	Batch   int           // messages per fetch; default 64
 	MaxWait time.Duration // how long one fetch waits for the first message; default 1s
+	// InFlight batches may be handled at once, so one slow batch (a merchant
+	// timing out) does not hold up the rest; default 4.
+	InFlight int
 	// OnRedelivery is called for each message delivered more than once.
 	OnRedelivery func()
 	Logger       *slog.Logger
 }
 
-// Run fetches and handles batches until ctx ends. The batch being handled
-// when ctx ends is finished with a context that outlives ctx by at most
+// Run fetches and handles batches until ctx ends. Batches being handled
+// when ctx ends are finished with a context that outlives ctx by at most
 // grace, so a graceful stop does not leave half-processed work.
 func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, grace time.Duration) error {
 	if o.Batch <= 0 {
@@ -40,10 +44,23 @@ func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, gra
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.InFlight <= 0 {
+		o.InFlight = 4
+	}
+	sem := make(chan struct{}, o.InFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		release := func() { <-sem }
 		batch, err := cons.Fetch(o.Batch, jetstream.FetchMaxWait(o.MaxWait))
 		if err != nil {
+			release()
 			if ctx.Err() != nil {
 				break
 			}
@@ -59,6 +76,7 @@ func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, gra
 			msgs = append(msgs, m)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && len(msgs) == 0 {
+			release()
 			if ctx.Err() != nil {
 				break
 			}
@@ -71,6 +89,7 @@ func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, gra
 		}
 		backoff = 100 * time.Millisecond
 		if len(msgs) == 0 {
+			release()
 			continue
 		}
 		if o.OnRedelivery != nil {
@@ -81,8 +100,13 @@ func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, gra
 			}
 		}
 		hctx, cancel := detach(ctx, grace)
-		h(hctx, msgs)
-		cancel()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer release()
+			defer cancel()
+			h(hctx, msgs)
+		}()
 	}
 	return nil
 }

@@ -150,15 +150,19 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, s Setup) error {
 	return nil
 }
 
-// Consumer configs. MaxDeliver is unlimited: the services decide when to give
+// TradefetcherConsumer and NotifierConsumer are the durable configs; an
+// ackWait of 0 takes the default (30 s and 60 s). MaxDeliver is unlimited: the services decide when to give
 // up (and record it), JetStream must never drop a message first. AckWait
 // bounds how long a crashed worker holds a message.
-func TradefetcherConsumer() jetstream.ConsumerConfig {
+func TradefetcherConsumer(ackWait time.Duration) jetstream.ConsumerConfig {
+	if ackWait <= 0 {
+		ackWait = 30 * time.Second
+	}
 	return jetstream.ConsumerConfig{
 		Durable:       TradefetcherDurable,
 		FilterSubject: WebhookSubjects,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       ackWait,
 		MaxDeliver:    -1,
 		MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -166,12 +170,15 @@ func TradefetcherConsumer() jetstream.ConsumerConfig {
 }
 
 // NotifierConsumer: a merchant POST may take 10 s per endpoint.
-func NotifierConsumer() jetstream.ConsumerConfig {
+func NotifierConsumer(ackWait time.Duration) jetstream.ConsumerConfig {
+	if ackWait <= 0 {
+		ackWait = 60 * time.Second
+	}
 	return jetstream.ConsumerConfig{
 		Durable:       NotifierDurable,
 		FilterSubject: PaymentSubjects,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       60 * time.Second,
+		AckWait:       ackWait,
 		MaxDeliver:    -1,
 		MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,

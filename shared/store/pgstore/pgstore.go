@@ -161,7 +161,7 @@ func (s *Store) Reserve(ctx context.Context, o store.NewOrder, claimFor time.Dur
 		}
 		var live bool
 		ord, err = scanOrder(tx.QueryRow(ctx, `
-			SELECT `+orderCols+`, coalesce(claim_until > clock_timestamp(), false)
+			SELECT `+orderCols+`, coalesce(claim_until >= clock_timestamp(), false)
 			FROM orders WHERE order_id = $1 FOR UPDATE`, o.OrderID), &live)
 		if err != nil {
 			return err
