@@ -1,0 +1,162 @@
+// Command bench measures the whole yzpay pipeline end to end: payments per
+// second and the time from the gateway accepting a Youzan push to the
+// merchant receiving the signed notification. It runs yzpay as real
+// processes (`yzpay serve` with its embedded defaults, and the three split
+// services on Postgres and NATS), with the Youzan sandbox and a sign-checking
+// merchant in this process. Run it with `make bench`; docs/performance.md
+// explains the figures.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type options struct {
+	bin      string
+	setups   []string
+	steps    []int
+	stepDur  time.Duration
+	drain    time.Duration
+	out      string
+	natsURL  string
+	pgURL    string
+	workers  int
+	logLevel string
+}
+
+func main() {
+	var o options
+	var setups, steps string
+	flag.StringVar(&o.bin, "bin", "bin", "directory holding yzpay, gateway, tradefetcher, notifier (make build)")
+	flag.StringVar(&setups, "setups", "embedded,split", "setups to run: embedded (yzpay serve: embedded JetStream + SQLite), split (three services on Postgres + NATS)")
+	flag.StringVar(&steps, "steps", "100,250,500,1000,2000,4000", "offered push rates per second, stepped up until the system falls behind")
+	flag.DurationVar(&o.stepDur, "step", 5*time.Second, "how long each rate is offered")
+	flag.DurationVar(&o.drain, "drain", 15*time.Second, "how long to wait without progress for the last notifications of a step")
+	flag.StringVar(&o.out, "out", "bench/results", "directory for the JSON results")
+	flag.StringVar(&o.natsURL, "nats", envOr("BENCH_NATS_URL", "nats://127.0.0.1:4222"), "NATS server for the split setup")
+	flag.StringVar(&o.pgURL, "pg", envOr("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "Postgres admin URL for the split setup (a database is created and dropped)")
+	flag.IntVar(&o.workers, "create-workers", 32, "concurrent QR creations")
+	flag.StringVar(&o.logLevel, "log-level", "warn", "LOG_LEVEL of the yzpay processes")
+	flag.Parse()
+	if abs, err := filepath.Abs(o.bin); err == nil {
+		o.bin = abs // the processes run in their own temporary directories
+	}
+	o.setups = strings.Split(setups, ",")
+	for _, s := range strings.Split(steps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: bad -steps value %q\n", s)
+			os.Exit(2)
+		}
+		o.steps = append(o.steps, n)
+	}
+	ctx := context.Background()
+	report := Report{Date: time.Now().UTC().Format(time.RFC3339), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
+		StepSeconds: o.stepDur.Seconds()}
+	failed := false
+	for _, s := range o.setups {
+		res, err := runSetup(ctx, o, strings.TrimSpace(s))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", s, err)
+			os.Exit(1)
+		}
+		report.Setups = append(report.Setups, res)
+		printSetup(res, report.Cores)
+		if res.Failed {
+			failed = true
+		}
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	path := filepath.Join(o.out, time.Now().UTC().Format("2006-01-02T150405Z")+".json")
+	b, _ := json.MarshalIndent(report, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nresults written to %s (%d cores)\n", path, report.Cores)
+	if failed {
+		fmt.Println("FAILED: a step lost payments (sent != delivered)")
+		os.Exit(1)
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Report is the JSON written under bench/results.
+type Report struct {
+	Date        string        `json:"date"`
+	Cores       int           `json:"cores"`
+	GoVersion   string        `json:"go_version"`
+	StepSeconds float64       `json:"step_seconds"`
+	Setups      []SetupResult `json:"setups"`
+}
+
+// SetupResult is one setup's run.
+type SetupResult struct {
+	Setup          string       `json:"setup"`
+	Description    string       `json:"description"`
+	Orders         int          `json:"orders"`
+	QRPerSecond    float64      `json:"qr_creations_per_second"`
+	QRErrors       int          `json:"qr_errors"`
+	Steps          []StepResult `json:"steps"`
+	MaxSustained   float64      `json:"max_sustained_per_second"`
+	PeakRSSBytes   int64        `json:"peak_rss_bytes"`
+	PeakRSSProcess map[string]int64
+	Failed         bool `json:"failed"`
+}
+
+// StepResult is one offered rate.
+type StepResult struct {
+	Offered    int     `json:"offered_per_second"`
+	Achieved   float64 `json:"achieved_per_second"`
+	Sent       int     `json:"sent"`
+	Delivered  int     `json:"delivered"`
+	Missing    int     `json:"missing"`
+	Errors     int     `json:"push_errors"`
+	BadSigns   int     `json:"bad_signs"`
+	Duplicates int     `json:"duplicate_notifications"`
+	P50ms      float64 `json:"p50_ms"`
+	P90ms      float64 `json:"p90_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	MaxMs      float64 `json:"max_ms"`
+	Behind     bool    `json:"fell_behind"`
+}
+
+func printSetup(r SetupResult, cores int) {
+	fmt.Printf("\n== %s: %s (%d cores)\n", r.Setup, r.Description, cores)
+	fmt.Printf("QR creations: %d orders at %.0f/s through the gateway API (QR image rendered), %d errors\n", r.Orders, r.QRPerSecond, r.QRErrors)
+	fmt.Printf("%8s %9s %7s %9s %7s %6s %7s %7s %7s %7s %7s\n", "offered", "achieved", "sent", "delivered", "missing", "errors", "dups", "p50ms", "p90ms", "p99ms", "maxms")
+	for _, s := range r.Steps {
+		mark := ""
+		if s.Behind {
+			mark = "  <- fell behind"
+		}
+		fmt.Printf("%8d %9.0f %7d %9d %7d %6d %7d %7.1f %7.1f %7.1f %7.1f%s\n", s.Offered, s.Achieved, s.Sent, s.Delivered, s.Missing, s.Errors, s.Duplicates, s.P50ms, s.P90ms, s.P99ms, s.MaxMs, mark)
+	}
+	fmt.Printf("max sustained: %.0f payments/s; peak RSS of the yzpay processes: %.1f MB %v\n", r.MaxSustained, float64(r.PeakRSSBytes)/(1<<20), mb(r.PeakRSSProcess))
+}
+
+func mb(m map[string]int64) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s=%.1fMB", k, float64(v)/(1<<20)))
+	}
+	return "(" + strings.Join(parts, " ") + ")"
+}

@@ -1,0 +1,506 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/pushsign"
+	"github.com/yzpay/yzpay/shared/sandbox"
+)
+
+const (
+	apiKey = "bench-key"
+	secret = "bench-self-secret"
+)
+
+// proc is one yzpay process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	peak int64
+}
+
+func startProc(name, bin string, args []string, env []string, dir string) (*proc, error) {
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath}
+	go func() { _ = cmd.Wait(); f.Close() }()
+	return p, nil
+}
+
+// sampleRSS records the process's peak resident set (VmHWM).
+func (p *proc) sampleRSS() {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				if kb*1024 > p.peak {
+					p.peak = kb * 1024
+				}
+			}
+		}
+	}
+}
+
+func (p *proc) stop() {
+	p.sampleRSS()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for p.cmd.ProcessState == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitReady(url string, procs []*proc) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range procs {
+			if p.cmd.ProcessState != nil {
+				return fmt.Errorf("%s exited during start; see %s", p.name, p.log)
+			}
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready after 60s", url)
+}
+
+// merchant checks every sign and records when each order was notified.
+type merchant struct {
+	mu       sync.Mutex
+	first    map[string]time.Time // orderId -> first TRADE_SUCCESS
+	count    map[string]int
+	badSigns atomic.Int64
+}
+
+func (m *merchant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	p, err := pushsign.FromRequest(r)
+	if err != nil || !p.Verify(secret) {
+		m.badSigns.Add(1)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if p.Status == "TRADE_SUCCESS" {
+		m.mu.Lock()
+		if _, ok := m.first[p.OrderID]; !ok {
+			m.first[p.OrderID] = now
+		}
+		m.count[p.OrderID]++
+		m.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (m *merchant) delivered(ids []string) (n int, last time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		if t, ok := m.first[id]; ok {
+			n++
+			if t.After(last) {
+				last = t
+			}
+		}
+	}
+	return n, last
+}
+
+// payment is one prepared push.
+type payment struct {
+	orderID string
+	body    []byte
+	header  http.Header
+}
+
+func runSetup(ctx context.Context, o options, setup string) (SetupResult, error) {
+	dir, err := os.MkdirTemp("", "yzpay-bench-"+setup+"-")
+	if err != nil {
+		return SetupResult{}, err
+	}
+	defer os.RemoveAll(dir)
+
+	sb, err := sandbox.New(sandbox.Config{})
+	if err != nil {
+		return SetupResult{}, err
+	}
+	defer sb.Close()
+	sbSrv := httptest.NewServer(sb)
+	defer sbSrv.Close()
+	m := &merchant{first: map[string]time.Time{}, count: map[string]int{}}
+	mSrv := httptest.NewServer(m)
+	defer mSrv.Close()
+	c := sb.Config()
+	gwAddr := freeAddr()
+	common := []string{
+		"YOUZAN_API_BASE=" + sbSrv.URL, "YOUZANYUN_CLIENT_ID=" + c.ClientID, "YOUZANYUN_CLIENT_SECRET=" + c.ClientSecret,
+		"YOUZAN_KDT_ID=" + c.KdtID, "SELF_SECRET=" + secret, "PUSH_API=" + mSrv.URL, "GATEWAY_API_KEY=" + apiKey,
+		"GATEWAY_ADDR=" + gwAddr, "LOG_LEVEL=" + o.logLevel, "ORDER_TTL=24h", "RECONCILE_INTERVAL=1h",
+	}
+	res := SetupResult{Setup: setup, PeakRSSProcess: map[string]int64{}}
+	var procs []*proc
+	switch setup {
+	case "embedded":
+		res.Description = "yzpay serve: gateway+tradefetcher+notifier in one process, embedded JetStream (file store), SQLite"
+		p, err := startProc("yzpay", filepath.Join(o.bin, "yzpay"), []string{"serve"}, append(common, "DATA_DIR="+filepath.Join(dir, "data")), dir)
+		if err != nil {
+			return res, err
+		}
+		procs = append(procs, p)
+	case "split":
+		res.Description = "gateway, tradefetcher, notifier as three processes on PostgreSQL and nats-server (JetStream file store)"
+		dbURL, drop, err := createDB(ctx, o.pgURL)
+		if err != nil {
+			return res, err
+		}
+		defer drop()
+		if err := resetStreams(ctx, o.natsURL); err != nil {
+			return res, err
+		}
+		defer func() { _ = resetStreams(ctx, o.natsURL) }()
+		env := append(common, "DATABASE_URL="+dbURL, "NATS_URL="+o.natsURL)
+		// Migrate once first so the three do not all wait on the lock.
+		if out, err := exec.Command(filepath.Join(o.bin, "yzpay"), "migrate").CombinedOutput(); err != nil {
+			_ = out
+		}
+		for _, name := range []string{"gateway", "tradefetcher", "notifier"} {
+			e := env
+			if name != "gateway" {
+				e = append(env, "METRICS_ADDR="+freeAddr())
+			}
+			p, err := startProc(name, filepath.Join(o.bin, name), nil, e, dir)
+			if err != nil {
+				return res, err
+			}
+			procs = append(procs, p)
+		}
+	default:
+		return res, fmt.Errorf("unknown setup %q (embedded or split)", setup)
+	}
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	base := "http://" + gwAddr
+	if err := waitReady(base+"/readyz", procs); err != nil {
+		return res, err
+	}
+	stopSampling := make(chan struct{})
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-t.C:
+				for _, p := range procs {
+					p.sampleRSS()
+				}
+			}
+		}
+	}()
+	defer close(stopSampling)
+
+	total := 0
+	for _, r := range o.steps {
+		total += int(float64(r) * o.stepDur.Seconds())
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0}}
+	pays, qrRate, qrErrs, err := createOrders(ctx, client, base, sb, setup, total, o.workers)
+	if err != nil {
+		return res, err
+	}
+	res.Orders, res.QRPerSecond, res.QRErrors = len(pays), qrRate, qrErrs
+
+	next := 0
+	for _, rate := range o.steps {
+		n := int(float64(rate) * o.stepDur.Seconds())
+		if next+n > len(pays) {
+			n = len(pays) - next
+		}
+		step := offer(client, base, m, pays[next:next+n], rate, o.stepDur, o.drain)
+		next += n
+		step.BadSigns = int(m.badSigns.Load())
+		res.Steps = append(res.Steps, step)
+		if step.Missing > 0 {
+			res.Failed = true
+		}
+		if !step.Behind && step.Achieved > res.MaxSustained {
+			res.MaxSustained = step.Achieved
+		}
+		if step.Behind {
+			break
+		}
+	}
+	for _, p := range procs {
+		p.sampleRSS()
+		res.PeakRSSProcess[p.name] = p.peak
+		res.PeakRSSBytes += p.peak
+	}
+	return res, nil
+}
+
+// createOrders creates total orders through the gateway API, then pays each
+// in the sandbox without pushing and prepares the signed trade_TradePaid
+// push Youzan would send.
+func createOrders(ctx context.Context, client *http.Client, base string, sb *sandbox.Sandbox, setup string, total, workers int) ([]payment, float64, int, error) {
+	type created struct {
+		orderID string
+		qrID    int64
+	}
+	out := make([]created, total)
+	var errs atomic.Int64
+	var idx atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	prefix := fmt.Sprintf("bench-%s-%d-", setup, start.Unix())
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(idx.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				id := prefix + strconv.Itoa(i)
+				body, _ := json.Marshal(map[string]any{"name": "bench order", "price": 100 + i%900, "order_id": id})
+				req, _ := http.NewRequest("POST", base+"/api/payment/qrcode", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+apiKey)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				var q struct {
+					QRID   int64  `json:"qr_id"`
+					QRCode string `json:"qr_code"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&q)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || q.QRID == 0 || !strings.HasPrefix(q.QRCode, "data:image/png;base64,") {
+					errs.Add(1)
+					continue
+				}
+				out[i] = created{orderID: id, qrID: q.QRID}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var pays []payment
+	for _, c := range out {
+		if c.qrID == 0 {
+			continue
+		}
+		tr, err := sb.Pay(ctx, c.qrID, sandbox.PayOptions{BuyerID: "buyer-" + c.orderID, NoPush: true})
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("sandbox pay: %w", err)
+		}
+		body, hdr, err := sb.BuildPush(tr.TID, "trade_TradePaid")
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		pays = append(pays, payment{orderID: c.orderID, body: body, header: hdr})
+	}
+	if len(pays) == 0 {
+		return nil, 0, 0, errors.New("no order could be created; see the process logs")
+	}
+	return pays, float64(len(pays)) / elapsed.Seconds(), int(errs.Load()), nil
+}
+
+// offer posts pays at rate per second, open loop: each push goes out at its
+// scheduled time whether or not earlier ones were answered.
+func offer(client *http.Client, base string, m *merchant, pays []payment, rate int, dur, drain time.Duration) StepResult {
+	res := StepResult{Offered: rate, Sent: len(pays)}
+	accepted := make([]time.Time, len(pays))
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	for i := range pays {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", base+"/api/status", bytes.NewReader(pays[i].body))
+			for k, v := range pays[i].header {
+				req.Header[k] = v
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				errs.Add(1)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !bytes.Contains(b, []byte("success")) {
+				errs.Add(1)
+				return
+			}
+			accepted[i] = time.Now()
+		}()
+	}
+	wg.Wait()
+	ids := make([]string, len(pays))
+	for i, p := range pays {
+		ids[i] = p.orderID
+	}
+	// Drain: wait while notifications keep arriving.
+	lastN, lastProgress := -1, time.Now()
+	for {
+		n, _ := m.delivered(ids)
+		if n == len(ids) {
+			break
+		}
+		if n != lastN {
+			lastN, lastProgress = n, time.Now()
+		} else if time.Since(lastProgress) > drain {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n, last := m.delivered(ids)
+	res.Delivered, res.Missing, res.Errors = n, len(ids)-n, int(errs.Load())
+	if n > 0 {
+		res.Achieved = float64(n) / last.Sub(start).Seconds()
+	}
+	var lat []float64
+	m.mu.Lock()
+	for i, id := range ids {
+		if t, ok := m.first[id]; ok && !accepted[i].IsZero() {
+			d := t.Sub(accepted[i]).Seconds() * 1000
+			if d < 0 {
+				d = 0 // the notification beat the gateway's answer back to us
+			}
+			lat = append(lat, d)
+		}
+		if c := m.count[id]; c > 1 {
+			res.Duplicates += c - 1
+		}
+	}
+	m.mu.Unlock()
+	sort.Float64s(lat)
+	res.P50ms, res.P90ms, res.P99ms = pct(lat, 50), pct(lat, 90), pct(lat, 99)
+	if len(lat) > 0 {
+		res.MaxMs = lat[len(lat)-1]
+	}
+	res.Behind = res.Missing > 0 || res.Errors > 0 || res.Achieved < 0.9*float64(rate) || res.P99ms > 1000
+	_ = dur
+	return res
+}
+
+func pct(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return sorted[i]
+}
+
+// createDB makes a fresh database for the split setup.
+func createDB(ctx context.Context, adminURL string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres: %w", err)
+	}
+	name := fmt.Sprintf("yzpay_bench_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		return "", nil, err
+	}
+	cfg, _ := pgx.ParseConfig(adminURL)
+	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	return url, func() {
+		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		conn.Close(context.Background())
+	}, nil
+}
+
+// resetStreams deletes the yzpay streams on the shared NATS server so each
+// run starts empty.
+func resetStreams(ctx context.Context, url string) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	for _, s := range []string{events.WebhookStream, events.PaymentStream} {
+		if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+package faults_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/replay"
+	"github.com/yzpay/yzpay/shared/sandbox"
+	"github.com/yzpay/yzpay/shared/store"
+)
+
+// faultAt and faultFor are stream positions: the fault starts after faultAt
+// payments and lasts while faultFor more are made (about 1 s at the pace).
+const (
+	faultAt  = 60
+	faultFor = 50
+)
+
+// 1. The tradefetcher dies mid-stream (no graceful shutdown) and is started
+// again: receipts it held come back after AckWait, nothing is lost.
+func TestFaultTradefetcherCrash(t *testing.T) {
+	h := newHarness(t, options{})
+	s := h.startStream(payments)
+	s.waitPaid(t, faultAt)
+	h.waitBusy(events.WebhookStream, events.TradefetcherDurable)
+	h.killFetcher()
+	s.waitPaid(t, faultAt+faultFor)
+	h.restartFetcher()
+	h.settle("tradefetcher-crash", s, time.Now())
+	h.procMu.Lock()
+	m := h.tf.m
+	h.procMu.Unlock()
+	if n := counter(m, "yzpay_consumer_redeliveries_total", nil); n == 0 {
+		t.Errorf("the restarted tradefetcher saw no redelivery: the kill caught nothing in flight")
+	} else {
+		t.Logf("receipts redelivered to the restarted tradefetcher: %v", n)
+	}
+}
+
+// 2. The notifier dies mid-stream and is started again.
+func TestFaultNotifierCrash(t *testing.T) {
+	h := newHarness(t, options{})
+	s := h.startStream(payments)
+	s.waitPaid(t, faultAt)
+	h.waitBusy(events.PaymentStream, events.NotifierDurable)
+	h.killNotifier()
+	s.waitPaid(t, faultAt+faultFor)
+	h.restartNotifier()
+	h.settle("notifier-crash", s, time.Now())
+	h.procMu.Lock()
+	m := h.nt.m
+	h.procMu.Unlock()
+	if n := counter(m, "yzpay_consumer_redeliveries_total", nil); n == 0 {
+		t.Errorf("the restarted notifier saw no redelivery: the kill caught nothing in flight")
+	} else {
+		t.Logf("events redelivered to the restarted notifier: %v", n)
+	}
+}
+
+// 3. The JetStream server restarts mid-stream (same store dir and port).
+// While it is down the gateway answers Youzan's pushes with 503, and the
+// sandbox's Youzan-style re-pushes bring the receipts in later.
+func TestFaultNATSRestart(t *testing.T) {
+	h := newHarness(t, options{})
+	s := h.startStream(payments)
+	s.waitPaid(t, faultAt)
+	h.stopNATS()
+	eventually(t, 30*time.Second, "the gateway refusing pushes with 503", func() bool { return h.pushes503.Load() > 0 })
+	s.waitPaid(t, faultAt+faultFor)
+	h.startNATS()
+	end := time.Now()
+	h.settle("nats-restart", s, end)
+	if n := h.pushes503.Load(); n == 0 {
+		t.Errorf("the gateway never answered 503 while JetStream was down")
+	}
+	unavailable := counter(h.gw.m, "yzpay_pushes_received_total", map[string]string{"result": "unavailable"})
+	st := h.sb.Stats()
+	t.Logf("gateway 503s to pushes: %d (metric unavailable=%v); sandbox pushes failed=%d sent=%d",
+		h.pushes503.Load(), unavailable, st.PushesFailed, st.PushesSent)
+	if unavailable == 0 || st.PushesFailed == 0 {
+		t.Errorf("expected refused pushes: metric unavailable=%v, sandbox failed pushes=%d", unavailable, st.PushesFailed)
+	}
+}
+
+// 4. Postgres is unreachable for a few seconds (the proxy between the
+// services and Postgres is cut). The services keep running, /readyz says
+// 503, receipts and events are redelivered, nothing is acked unstored.
+func TestFaultPostgresDown(t *testing.T) {
+	h := newHarness(t, options{})
+	if code := h.get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz before the fault: %d", code)
+	}
+	s := h.startStream(payments)
+	s.waitPaid(t, faultAt)
+	h.proxy.cut()
+	eventually(t, 10*time.Second, "/readyz answering 503", func() bool { return h.get("/readyz") == http.StatusServiceUnavailable })
+	hold := time.NewTimer(3 * time.Second) // the outage itself
+	<-hold.C
+	if code := h.get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz during the outage: %d, want 503", code)
+	}
+	h.proxy.restore()
+	end := time.Now()
+	eventually(t, 20*time.Second, "/readyz answering 200 again", func() bool { return h.get("/readyz") == http.StatusOK })
+	h.settle("postgres-down", s, end)
+}
+
+// 5a. The merchant answers 503 for several retry steps, then recovers: every
+// event is delivered, none given up.
+func TestFaultMerchantDownThenBack(t *testing.T) {
+	h := newHarness(t, options{notifySchedule: ms(20, 50, 100, 200, 400, 800, 1600)})
+	s := h.startStream(payments)
+	s.waitPaid(t, faultAt)
+	h.merchant.fail.Store(true)
+	s.waitPaid(t, faultAt+faultFor)
+	h.merchant.fail.Store(false)
+	l := h.settle("merchant-503", s, time.Now())
+	if l.maxAttempt < 3 {
+		t.Errorf("highest attempt %d: the outage did not span several retry steps", l.maxAttempt)
+	}
+	failed, err := h.st.ListDeliveries(context.Background(), store.DeliveryFilter{State: store.DeliveryFailed})
+	if err != nil || len(failed) != 0 {
+		t.Errorf("%d deliveries given up (err %v), want none", len(failed), err)
+	}
+}
+
+// 5b. The merchant is unreachable (connection refused) past the whole retry
+// schedule: deliveries are given up, visibly; after it is back an operator
+// replays them (admin API for one, replay.AllFailed for the rest) and each
+// is delivered with the same event id, its attempt count going on.
+func TestFaultMerchantGivenUpThenReplayed(t *testing.T) {
+	sched := ms(20, 50, 100, 200)
+	h := newHarness(t, options{notifySchedule: sched})
+	s := h.startStream(payments)
+	s.waitPaid(t, faultAt)
+	h.merchant.down()
+	s.waitPaid(t, faultAt+faultFor)
+	ctx := context.Background()
+	// Wait until some deliveries are given up and none is still being
+	// retried against the dead endpoint.
+	var failed []store.Delivery
+	eventually(t, 30*time.Second, "deliveries given up", func() bool {
+		var err error
+		failed, err = h.st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed, Limit: 1000})
+		return err == nil && len(failed) > 0
+	})
+	h.merchant.up()
+	<-s.done
+	eventually(t, 60*time.Second, "pipeline idle with nothing pending", func() bool {
+		p, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryPending, Limit: 1})
+		return err == nil && len(p) == 0 && h.idle()
+	})
+	failed, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed, Limit: 1000})
+	if err != nil || len(failed) == 0 {
+		t.Fatalf("given-up deliveries: %d (err %v), want some", len(failed), err)
+	}
+	h.procMu.Lock()
+	ntMetrics := h.nt.m
+	h.procMu.Unlock()
+	if n := counter(ntMetrics, "yzpay_deliveries_given_up_total", nil); n < float64(len(failed)) {
+		t.Errorf("yzpay_deliveries_given_up_total = %v, want ≥ %d", n, len(failed))
+	}
+	for _, d := range failed {
+		if d.Attempts != len(sched)+1 {
+			t.Errorf("delivery %s given up after %d attempts, want %d", d.EventID, d.Attempts, len(sched)+1)
+		}
+	}
+	replayed := map[string]bool{}
+	for _, d := range failed {
+		replayed[d.EventID] = true
+	}
+
+	// Replay: one through the admin API, the rest with AllFailed.
+	code, body, err := h.postAdmin("/api/admin/deliveries/" + failed[0].EventID + "/replay")
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("admin replay: %d %s %v", code, body, err)
+	}
+	end := time.Now()
+	n, err := replay.Replayer{Store: h.st, JS: h.js}.AllFailed(ctx, "")
+	if err != nil {
+		t.Fatalf("AllFailed: %v", err)
+	}
+	t.Logf("given up: %d; replayed by the admin API: 1, by AllFailed: %d", len(failed), n)
+	l := h.settle("merchant-given-up-replayed", s, end)
+
+	for id := range replayed {
+		p, ok := l.firstAccepted[id]
+		if !ok {
+			if _, isSuccess := replayedSuccess(id); isSuccess {
+				t.Errorf("replayed event %s never accepted", id)
+			}
+			continue
+		}
+		if p.attempt <= len(sched) {
+			t.Errorf("replayed event %s delivered with X-Yzpay-Attempt %d, want > %d", id, p.attempt, len(sched))
+		}
+	}
+	left, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed, Limit: 1000})
+	if err != nil || len(left) != 0 {
+		t.Errorf("%d deliveries still failed after the replay (err %v)", len(left), err)
+	}
+}
+
+func replayedSuccess(eventID string) (string, bool) {
+	const suffix = ":" + sandbox.StatusTradeSuccess
+	if len(eventID) > len(suffix) && eventID[len(eventID)-len(suffix):] == suffix {
+		return eventID[:len(eventID)-len(suffix)], true
+	}
+	return "", false
+}
