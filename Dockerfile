@@ -6,15 +6,16 @@
 
 FROM golang:1.26 AS build
 WORKDIR /src
-# The workspace and every module's go.mod first, so that dependencies are
-# downloaded in a layer that survives source changes.
+# The workspace and every module's go.mod (and go.sum, where there is one)
+# first, so that dependencies are downloaded in a layer that survives source
+# changes.
 COPY go.work go.work.sum ./
-COPY shared/go.mod shared/go.sum shared/
-COPY migrations/go.mod migrations/
-COPY services/gateway/go.mod services/gateway/
-COPY services/tradefetcher/go.mod services/tradefetcher/
-COPY services/notifier/go.mod services/notifier/
-COPY cmd/yzpay/go.mod cmd/yzpay/go.sum cmd/yzpay/
+COPY shared/go.* shared/
+COPY migrations/go.* migrations/
+COPY services/gateway/go.* services/gateway/
+COPY services/tradefetcher/go.* services/tradefetcher/
+COPY services/notifier/go.* services/notifier/
+COPY cmd/yzpay/go.* cmd/yzpay/
 RUN go mod download
 # Only the sources: no envrc, data/ or bin/ from the build context.
 COPY shared/ shared/

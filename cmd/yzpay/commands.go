@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -63,8 +65,22 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", "serve [--sandbox]\n\nRuns gateway, tradefetcher and notifier in one process. With NATS_URL unset it\nstarts an embedded JetStream server under DATA_DIR/nats; with DATABASE_URL unset\nit uses SQLite at DATA_DIR/yzpay.db.", stderr)
 	sb := fs.Bool("sandbox", false, "also run the Youzan sandbox in-process (same as YOUZAN_MODE=sandbox)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file until the process stops (for performance work)")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "yzpay serve:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "yzpay serve:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	env, log, ok := setup(stderr)
 	if !ok {

@@ -36,7 +36,7 @@ func verifyYzpayPush(form url.Values, selfSecret string) bool {
 	return subtle.ConstantTimeCompare([]byte(want), []byte(form.Get("sign"))) == 1
 }
 
-func Example_verifyYzpayPush() {
+func Example_verifySnippet() {
 	form := url.Values{
 		"time":    {"1517457474"},
 		"tradeNo": {"E20180201105656001353613-6377801"},

@@ -471,7 +471,12 @@ func TestSecretsNeverLeak(t *testing.T) {
 			c.srv.Config.Handler.ServeHTTP(w, r)
 			return
 		}
-		<-r.Context().Done()
+		// Drain the body: only then does net/http notice the client leaving.
+		_, _ = io.ReadAll(r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
 	}))
 	defer slow.Close()
 	scl, _ := youzan.New(youzan.Config{BaseURL: slow.URL, ClientID: "cid", ClientSecret: cannedSecret, KdtID: "42", Timeout: 50 * time.Millisecond,

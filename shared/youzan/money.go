@@ -37,11 +37,11 @@ func YuanToFen(s string) (int64, error) {
 	for len(frac) < 2 {
 		frac += "0"
 	}
+	fen, _ := strconv.ParseInt(frac, 10, 64)
 	yuan, err := strconv.ParseInt(intPart, 10, 64)
-	if err != nil || yuan > (math.MaxInt64-99)/100 {
+	if err != nil || yuan > (math.MaxInt64-fen)/100 {
 		return 0, fmt.Errorf("youzan: amount %q out of range", s)
 	}
-	fen, _ := strconv.ParseInt(frac, 10, 64)
 	return yuan*100 + fen, nil
 }
 

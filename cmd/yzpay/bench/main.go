@@ -21,16 +21,17 @@ import (
 )
 
 type options struct {
-	bin      string
-	setups   []string
-	steps    []int
-	stepDur  time.Duration
-	drain    time.Duration
-	out      string
-	natsURL  string
-	pgURL    string
-	workers  int
-	logLevel string
+	bin        string
+	setups     []string
+	steps      []int
+	stepDur    time.Duration
+	drain      time.Duration
+	out        string
+	natsURL    string
+	pgURL      string
+	workers    int
+	logLevel   string
+	cpuprofile string
 }
 
 func main() {
@@ -46,6 +47,7 @@ func main() {
 	flag.StringVar(&o.pgURL, "pg", envOr("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "Postgres admin URL for the split setup (a database is created and dropped)")
 	flag.IntVar(&o.workers, "create-workers", 32, "concurrent QR creations")
 	flag.StringVar(&o.logLevel, "log-level", "warn", "LOG_LEVEL of the yzpay processes")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "embedded setup: write yzpay serve's CPU profile to this file")
 	flag.Parse()
 	if abs, err := filepath.Abs(o.bin); err == nil {
 		o.bin = abs // the processes run in their own temporary directories

@@ -203,7 +203,12 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 	switch setup {
 	case "embedded":
 		res.Description = "yzpay serve: gateway+tradefetcher+notifier in one process, embedded JetStream (file store), SQLite"
-		p, err := startProc("yzpay", filepath.Join(o.bin, "yzpay"), []string{"serve"}, append(common, "DATA_DIR="+filepath.Join(dir, "data")), dir)
+		args := []string{"serve"}
+		if o.cpuprofile != "" {
+			prof, _ := filepath.Abs(o.cpuprofile)
+			args = append(args, "--cpuprofile", prof)
+		}
+		p, err := startProc("yzpay", filepath.Join(o.bin, "yzpay"), args, append(common, "DATA_DIR="+filepath.Join(dir, "data")), dir)
 		if err != nil {
 			return res, err
 		}
