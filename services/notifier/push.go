@@ -65,7 +65,7 @@ func (n *Notifier) post(ctx context.Context, ev events.PaymentEvent, endpoint st
 		n.m.Deliveries.WithLabelValues("delivered").Inc()
 		n.m.DeliveryDuration.WithLabelValues("delivered").Observe(elapsed.Seconds())
 		n.log.Info("merchant notified", "event_id", ev.EventID, "order_id", ev.OrderID, "tid", ev.TID,
-			"status", ev.Status, "endpoint", endpoint, "attempt", attempt, "http_status", status)
+			"status", ev.Status, "endpoint", redact(endpoint), "attempt", attempt, "http_status", status)
 		return a
 	}
 	a.Error = err.Error()
@@ -74,14 +74,14 @@ func (n *Notifier) post(ctx context.Context, ev events.PaymentEvent, endpoint st
 	if d, ok := n.nextDelay(attempt); ok {
 		a.NextAttemptAt = start.Add(d).UTC()
 		n.log.Warn("merchant push failed; will retry", "event_id", ev.EventID, "order_id", ev.OrderID,
-			"endpoint", endpoint, "attempt", attempt, "retry_in", d.Round(time.Millisecond), "err", a.Error)
+			"endpoint", redact(endpoint), "attempt", attempt, "retry_in", d.Round(time.Millisecond), "err", a.Error)
 		return a
 	}
 	a.GiveUp = true
 	n.m.DeliveriesGivenUp.Inc()
 	n.log.Error("merchant push given up after the whole retry schedule; replay with `yzpay deliveries replay`",
 		"event_id", ev.EventID, "order_id", ev.OrderID, "tid", ev.TID, "status", ev.Status,
-		"endpoint", endpoint, "attempts", attempt, "err", a.Error)
+		"endpoint", redact(endpoint), "attempts", attempt, "err", a.Error)
 	return a
 }
 

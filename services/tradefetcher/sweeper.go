@@ -105,6 +105,9 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := s.republishClosed(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -159,8 +162,10 @@ func (s *Sweeper) publishReceipt(ctx context.Context, tid string) error {
 }
 
 // expire checks Youzan once more, then closes o and tells the merchant.
-// The event is published before the store moves, so a crash in between
-// repeats the publish (deduplicated) instead of losing it.
+// The store moves first, and only from WAIT_BUYER_PAY, so a payment that
+// lands in between wins and no close is announced for a paid order. The
+// event follows; if the process dies before it is stored, republishClosed
+// announces it on a later sweep.
 func (s *Sweeper) expire(ctx context.Context, o store.Order) error {
 	found, err := s.reconcile(ctx, o)
 	if err != nil {
@@ -169,27 +174,55 @@ func (s *Sweeper) expire(ctx context.Context, o store.Order) error {
 	if found > 0 {
 		return nil // paid after all: the pipeline takes it from here
 	}
-	closed := o
-	closed.Status = store.StatusTradeClosed
-	closed.Payment = 0
-	closed.UpdatedAt = s.now()
-	ev := events.FromOrder(closed)
+	c, err := s.st.CloseExpired(ctx, o.OrderID, s.now())
+	if err != nil {
+		return fmt.Errorf("close %s: %w", o.OrderID, err)
+	}
+	if !c.Changed {
+		return nil
+	}
+	s.m.Expired.Inc()
+	s.log.Info("unpaid order closed after ORDER_TTL", "order_id", o.OrderID, "qr_id", o.QRID)
+	return s.publishClosed(ctx, c.Order)
+}
+
+// publishClosed announces an expired order's TRADE_CLOSED; its fixed event
+// id makes repeats no-ops.
+func (s *Sweeper) publishClosed(ctx context.Context, o store.Order) error {
+	ev := events.FromOrder(o)
 	msg := nats.NewMsg(events.StatusSubject(ev.Status))
 	msg.Data = ev.Encode()
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.EventID))
 	if err != nil {
 		return fmt.Errorf("publish close of %s: %w", o.OrderID, err)
 	}
-	c, err := s.st.CloseExpired(ctx, o.OrderID, s.now())
-	if err != nil {
-		return fmt.Errorf("close %s: %w", o.OrderID, err)
+	if !ack.Duplicate {
+		s.m.TradeEvents.WithLabelValues(ev.Status).Inc()
 	}
-	if c.Changed {
-		s.m.Expired.Inc()
-		if !ack.Duplicate {
-			s.m.TradeEvents.WithLabelValues(ev.Status).Inc()
+	return nil
+}
+
+// republishClosed repeats the close event of orders that expired in the
+// last few sweeps and were never paid, covering a crash between closing an
+// order and storing its event. Within JetStream's duplicate window the
+// repeats are dropped by event id; the notifier skips endpoints already told.
+func (s *Sweeper) republishClosed(ctx context.Context, now time.Time) error {
+	orders, err := s.st.ListOrders(ctx, store.OrderFilter{
+		Status:        store.StatusTradeClosed,
+		CreatedAfter:  now.Add(-s.cfg.OrderTTL - 3*s.cfg.Interval),
+		CreatedBefore: now.Add(-s.cfg.OrderTTL),
+		Limit:         s.cfg.Batch,
+	})
+	if err != nil {
+		return fmt.Errorf("list closed orders: %w", err)
+	}
+	for _, o := range orders {
+		if o.EverPaid {
+			continue
 		}
-		s.log.Info("unpaid order closed after ORDER_TTL", "order_id", o.OrderID, "qr_id", o.QRID, "event_id", ev.EventID)
+		if err := s.publishClosed(ctx, o); err != nil {
+			return err
+		}
 	}
 	return nil
 }

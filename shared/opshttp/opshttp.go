@@ -32,7 +32,9 @@ type ErrorBody struct {
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // qr_url carries '&'; \u0026 only confuses people reading curl output
+	_ = enc.Encode(v)
 }
 
 // WriteError answers with the error JSON and counts it by code.
@@ -150,7 +152,13 @@ func OpsMux(m *metrics.Metrics, log *slog.Logger, checks ...Check) http.Handler 
 	mux.Handle("GET /healthz", hz)
 	mux.Handle("GET /readyz", rz)
 	mux.Handle("GET /metrics", m.Handler())
-	return Instrument(mux, m, log, func(r *http.Request) string { return r.URL.Path })
+	return Instrument(mux, m, log, func(r *http.Request) string {
+		switch r.URL.Path {
+		case "/healthz", "/readyz", "/metrics":
+			return r.URL.Path
+		}
+		return "unmatched" // arbitrary paths must not mint new series
+	})
 }
 
 // Listen opens addr now, so a bad address fails at start and ":0" can be

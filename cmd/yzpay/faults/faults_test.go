@@ -185,11 +185,11 @@ func TestFaultMerchantGivenUpThenReplayed(t *testing.T) {
 	}
 
 	// Replay: one through the admin API, the rest with AllFailed.
+	end := time.Now()
 	code, body, err := h.postAdmin("/api/admin/deliveries/" + failed[0].EventID + "/replay")
 	if err != nil || code != http.StatusAccepted {
 		t.Fatalf("admin replay: %d %s %v", code, body, err)
 	}
-	end := time.Now()
 	n, err := replay.Replayer{Store: h.st, JS: h.js}.AllFailed(ctx, "")
 	if err != nil {
 		t.Fatalf("AllFailed: %v", err)

@@ -74,6 +74,7 @@ type options struct {
 	notifySchedule []time.Duration // default 20ms,50ms,100ms,200ms
 	fetchSchedule  []time.Duration // default 20ms,50ms,100ms,200ms
 	youzanTimeout  time.Duration   // default 2s
+	claimFor       time.Duration   // gateway.Config.ClaimFor; default 1s, -1 = the product's default
 }
 
 // harness is the pipeline split into its services.
@@ -121,6 +122,12 @@ func newHarness(t *testing.T, o options) *harness {
 	}
 	if o.fetchSchedule == nil {
 		o.fetchSchedule = ms(20, 50, 100, 200)
+	}
+	switch o.claimFor {
+	case 0:
+		o.claimFor = time.Second
+	case -1:
+		o.claimFor = 0
 	}
 	if o.youzanTimeout == 0 {
 		o.youzanTimeout = 2 * time.Second
@@ -303,7 +310,7 @@ func (h *harness) startGateway() *gatewayProc {
 		APIKey: apiKey, AdminKey: adminKey, ClientID: c.ClientID, ClientSecret: c.ClientSecret,
 		// A Youzan failure leaves the order's creation claim in place; a
 		// short claim lets the merchant's retry go ahead (see the report).
-		ClaimFor:       time.Second,
+		ClaimFor:       h.o.claimFor,
 		PublishTimeout: time.Second,
 	}, gateway.Deps{
 		Store: st, JS: js, Youzan: h.youzanClient(m), Metrics: m, Logger: h.log.With("service", "gateway"),
@@ -747,8 +754,12 @@ func (h *harness) payOne(s *stream, p *payment) {
 var client = &http.Client{Timeout: 30 * time.Second}
 
 func (h *harness) createQR(p *payment) (int64, error) {
+	return h.createQRCtx(h.ctx, p)
+}
+
+func (h *harness) createQRCtx(ctx context.Context, p *payment) (int64, error) {
 	body, _ := json.Marshal(map[string]any{"name": "order " + p.orderID, "price": p.price, "order_id": p.orderID})
-	req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, h.gw.url+"/api/payment/qrcode", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.gw.url+"/api/payment/qrcode", bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
