@@ -151,6 +151,13 @@ func (g *Gateway) ensureQR(ctx context.Context, req store.NewOrder) (store.Order
 		if res.Claimed {
 			qr, err := g.deps.Youzan.CreateQRCode(ctx, req.Name, req.Price)
 			if err != nil {
+				// Let the merchant's retry claim at once. If Youzan did make
+				// a QR we never heard of, nobody was shown it: no one can pay it.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				if rerr := g.deps.Store.ReleaseClaim(rctx, req.OrderID, res.ClaimToken); rerr != nil {
+					g.log.Warn("could not release QR claim; it lapses by itself", "order_id", req.OrderID, "err", rerr)
+				}
+				cancel()
 				return store.Order{}, err
 			}
 			o, err := g.deps.Store.AttachQR(ctx, req.OrderID, store.QRCode{ID: qr.ID, URL: qr.URL})

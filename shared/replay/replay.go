@@ -64,22 +64,32 @@ func (r Replayer) Replay(ctx context.Context, eventID, endpoint string) ([]store
 	return reopened, nil
 }
 
-// AllFailed replays every given-up delivery (only endpoint's when not "").
+// AllFailed replays every given-up delivery (only endpoint's when not "")
+// once. A replayed delivery that fails again is given up again after one
+// attempt and would show up in the next listing; it is not replayed twice
+// in one call.
 func (r Replayer) AllFailed(ctx context.Context, endpoint string) (int, error) {
-	n := 0
+	type key struct{ event, endpoint string }
+	done := map[key]bool{}
 	for {
 		ds, err := r.Store.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed, Endpoint: endpoint, Limit: 500})
 		if err != nil {
-			return n, err
+			return len(done), err
 		}
-		if len(ds) == 0 {
-			return n, nil
-		}
+		fresh := 0
 		for _, d := range ds {
-			if _, err := r.Replay(ctx, d.EventID, d.Endpoint); err != nil {
-				return n, err
+			k := key{d.EventID, d.Endpoint}
+			if done[k] {
+				continue
 			}
-			n++
+			if _, err := r.Replay(ctx, d.EventID, d.Endpoint); err != nil {
+				return len(done), err
+			}
+			done[k] = true
+			fresh++
+		}
+		if fresh == 0 {
+			return len(done), nil
 		}
 	}
 }

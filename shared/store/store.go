@@ -99,6 +99,8 @@ type Reservation struct {
 	// order until the claim expires, and must then call AttachQR. When false
 	// and Order.QRID == 0, another caller holds a live claim: wait and retry.
 	Claimed bool
+	// ClaimToken identifies the claim, for ReleaseClaim; "" when not Claimed.
+	ClaimToken string
 }
 
 // QRCode is what Youzan returned for an order.
@@ -203,6 +205,10 @@ type Store interface {
 	// AttachQR binds qr to the order if it has none yet and returns the order
 	// as bound; if another QR won, the returned order carries that one.
 	AttachQR(ctx context.Context, orderID string, qr QRCode) (Order, error)
+	// ReleaseClaim gives up a claim whose holder could not create the QR
+	// (Youzan failed), so the merchant's retry need not wait for it to
+	// expire. It does nothing if the claim is no longer the caller's.
+	ReleaseClaim(ctx context.Context, orderID, token string) error
 
 	OrderByID(ctx context.Context, orderID string) (Order, error)
 	OrderByQRID(ctx context.Context, qrID int64) (Order, error)

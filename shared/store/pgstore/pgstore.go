@@ -153,7 +153,7 @@ func (s *Store) Reserve(ctx context.Context, o store.NewOrder, claimFor time.Dur
 			RETURNING `+orderCols,
 			o.OrderID, o.Name, o.Price, store.StatusWaitBuyerPay, token, claimMicros, now))
 		if err == nil {
-			res = store.Reservation{Order: ord, Claimed: true}
+			res = store.Reservation{Order: ord, Claimed: true, ClaimToken: token}
 			return nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -180,13 +180,23 @@ func (s *Store) Reserve(ctx context.Context, o store.NewOrder, claimFor time.Dur
 			WHERE order_id = $1`, o.OrderID, token, claimMicros); err != nil {
 			return err
 		}
-		res = store.Reservation{Order: ord, Claimed: true}
+		res = store.Reservation{Order: ord, Claimed: true, ClaimToken: token}
 		return nil
 	})
 	if err != nil {
 		return store.Reservation{}, fmt.Errorf("pgstore: reserve %q: %w", o.OrderID, err)
 	}
 	return res, nil
+}
+
+// ReleaseClaim ends the caller's claim early; see store.Store.
+func (s *Store) ReleaseClaim(ctx context.Context, orderID, token string) error {
+	if _, err := s.pool.Exec(ctx, `
+		UPDATE orders SET claim_token = NULL, claim_until = NULL
+		WHERE order_id = $1 AND qr_id IS NULL AND claim_token = $2`, orderID, token); err != nil {
+		return fmt.Errorf("pgstore: release claim on %q: %w", orderID, err)
+	}
+	return nil
 }
 
 // AttachQR binds qr to the order unless it already has a QR, in which case

@@ -180,7 +180,7 @@ func (s *Store) Reserve(ctx context.Context, o store.NewOrder, claimFor time.Dur
 			if err != nil {
 				return err
 			}
-			res = store.Reservation{Order: ord, Claimed: true}
+			res = store.Reservation{Order: ord, Claimed: true, ClaimToken: token}
 			return nil
 		}
 		if err != nil {
@@ -207,12 +207,29 @@ func (s *Store) Reserve(ctx context.Context, o store.NewOrder, claimFor time.Dur
 			return err
 		}
 		res = store.Reservation{Order: ord, Claimed: n == 1}
+		if res.Claimed {
+			res.ClaimToken = token
+		}
 		return nil
 	})
 	if err != nil {
 		return store.Reservation{}, fmt.Errorf("sqlitestore: reserve %q: %w", o.OrderID, err)
 	}
 	return res, nil
+}
+
+// ReleaseClaim ends the caller's claim early; see store.Store.
+func (s *Store) ReleaseClaim(ctx context.Context, orderID, token string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+			UPDATE orders SET claim_token = NULL, claim_until = NULL
+			WHERE order_id = ? AND qr_id IS NULL AND claim_token = ?`, orderID, token)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: release claim on %q: %w", orderID, err)
+	}
+	return nil
 }
 
 // AttachQR binds qr to the order unless it already has a QR, in which case

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ReserveValidates", testReserveValidates},
 		{"ReserveConcurrent", testReserveConcurrent},
 		{"ReserveAfterCrashedClaim", testReserveAfterCrashedClaim},
+		{"ReleaseClaim", testReleaseClaim},
 		{"AttachQRFirstWins", testAttachQRFirstWins},
 		{"Lookups", testLookups},
 		{"Lifecycle", testLifecycle},
@@ -303,6 +304,32 @@ func testReserveAfterCrashedClaim(t *testing.T, s store.Store) {
 	r3, err := s.Reserve(ctx(t), n, 10*time.Second)
 	if err != nil || r3.Claimed || r3.Order.QRID != 7 {
 		t.Fatalf("Reserve after completion = %+v, %v; want QR 7, not claimed", r3, err)
+	}
+}
+
+// A holder that could not create the QR releases its claim, so the next
+// request claims at once instead of waiting for the claim to lapse; a
+// stale token releases nothing.
+func testReleaseClaim(t *testing.T, s store.Store) {
+	r, err := s.Reserve(ctx(t), newOrder("rel"), time.Hour)
+	if err != nil || !r.Claimed || r.ClaimToken == "" {
+		t.Fatalf("first Reserve: %+v %v", r, err)
+	}
+	if r2, _ := s.Reserve(ctx(t), newOrder("rel"), time.Hour); r2.Claimed {
+		t.Fatal("a live claim was handed out twice")
+	}
+	if err := s.ReleaseClaim(ctx(t), "rel", "not-the-token"); err != nil {
+		t.Fatal(err)
+	}
+	if r2, _ := s.Reserve(ctx(t), newOrder("rel"), time.Hour); r2.Claimed {
+		t.Fatal("a wrong token released the claim")
+	}
+	if err := s.ReleaseClaim(ctx(t), "rel", r.ClaimToken); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := s.Reserve(ctx(t), newOrder("rel"), time.Hour)
+	if err != nil || !r3.Claimed || r3.ClaimToken == r.ClaimToken {
+		t.Fatalf("Reserve after release: %+v %v", r3, err)
 	}
 }
 
