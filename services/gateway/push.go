@@ -102,6 +102,7 @@ func (g *Gateway) publishReceipt(ctx context.Context, p webhook.Push, body []byt
 	msg := nats.NewMsg(events.WebhookSubject(p.Type))
 	msg.Data = body
 	msg.Header.Set(events.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(events.HeaderTID, p.TID)
 	ack, err := g.deps.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(p.DedupID()))
 	if err != nil {
 		return false, err

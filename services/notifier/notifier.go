@@ -159,7 +159,6 @@ type job struct {
 	attempts []store.Attempt
 	// wait is how long until the next attempt still due; 0 = all done.
 	wait time.Duration
-	err  error
 }
 
 func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
@@ -181,6 +180,29 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	if len(jobs) == 0 {
 		return
+	}
+	// One query for the whole batch: which endpoints already have their push.
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ev.EventID
+	}
+	prior, err := n.deps.Store.DeliveriesForEvents(ctx, ids)
+	if err != nil {
+		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
+		for _, j := range jobs {
+			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
+		}
+		return
+	}
+	byEvent := map[string]map[string]store.Delivery{}
+	for _, d := range prior {
+		if byEvent[d.EventID] == nil {
+			byEvent[d.EventID] = map[string]store.Delivery{}
+		}
+		byEvent[d.EventID][d.Endpoint] = d
+	}
+	for _, j := range jobs {
+		j.prior = byEvent[j.ev.EventID]
 	}
 
 	sem := make(chan struct{}, n.cfg.Workers)
@@ -212,8 +234,6 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	for _, j := range jobs {
 		switch {
-		case j.err != nil:
-			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
 		case j.wait > 0:
 			_ = j.msg.NakWithDelay(j.wait)
 		default:
@@ -224,16 +244,6 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 
 // deliver pushes ev to every endpoint that is due and computes the attempts.
 func (n *Notifier) deliver(ctx context.Context, j *job) {
-	prior, err := n.deps.Store.DeliveriesForEvent(ctx, j.ev.EventID)
-	if err != nil {
-		n.log.Error("store unavailable", "event_id", j.ev.EventID, "err", err)
-		j.err = err
-		return
-	}
-	j.prior = make(map[string]store.Delivery, len(prior))
-	for _, d := range prior {
-		j.prior[d.Endpoint] = d
-	}
 	now := time.Now()
 	var mu sync.Mutex
 	var wg sync.WaitGroup

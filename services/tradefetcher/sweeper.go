@@ -155,6 +155,7 @@ func (s *Sweeper) publishReceipt(ctx context.Context, tid string) error {
 	msg := nats.NewMsg(events.WebhookSubject(events.ReconcileType))
 	msg.Data = body
 	msg.Header.Set(events.HeaderReceivedAt, s.now().UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(events.HeaderTID, tid)
 	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("publish reconcile receipt for %s: %w", tid, err)
 	}

@@ -134,7 +134,14 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 	for i, m := range msgs {
 		items[i] = &item{msg: m}
 	}
+	t0 := time.Now()
 	f.fetchTrades(ctx, items)
+	t1 := time.Now()
+	defer func() {
+		if f.log.Enabled(ctx, slog.LevelDebug) {
+			f.log.Debug("batch handled", "size", len(msgs), "trade_get", t1.Sub(t0), "total", time.Since(t0))
+		}
+	}()
 
 	// One store transaction for every trade read in this batch.
 	var obs []store.Observation
@@ -228,13 +235,23 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 }
 
+// readReceipt reads what the tradefetcher needs of a stored push: the trade id
+// from the gateway's header, else (receipts stored by older gateways) from
+// the body.
+func readReceipt(m jetstream.Msg) (webhook.Push, error) {
+	if tid := m.Headers().Get(events.HeaderTID); tid != "" {
+		return webhook.Push{TID: tid}, nil
+	}
+	return webhook.Parse(m.Data())
+}
+
 // fetchTrades calls trade.get for every receipt, Workers at a time, and
 // settles the receipts that need no store work.
 func (f *Fetcher) fetchTrades(ctx context.Context, items []*item) {
 	sem := make(chan struct{}, f.cfg.Workers)
 	var wg sync.WaitGroup
 	for _, it := range items {
-		p, err := webhook.Parse(it.msg.Data())
+		p, err := readReceipt(it.msg)
 		if err != nil || p.TID == "" {
 			// The gateway verified it, so this is not Youzan's doing; keep
 			// it in the stream for an operator rather than retry forever.

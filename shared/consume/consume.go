@@ -1,18 +1,16 @@
-// Package consume runs a durable JetStream pull consumer in batches: fetch up
-// to N messages, hand the batch to a handler that acks or naks each message
-// itself, repeat until the context ends. Both pipeline workers use it, so a
-// fetched batch can share one store transaction and one round of publishes.
+// Package consume runs a durable JetStream pull consumer in batches: take
+// what has arrived, up to N messages, hand the batch to a handler that acks
+// or naks each message itself, repeat until the context ends. Both pipeline workers use it, so a
+// batch can share one store transaction and one round of publishes.
 package consume
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -22,8 +20,7 @@ type Handler func(ctx context.Context, batch []jetstream.Msg)
 
 // Options tune the loop.
 type Options struct {
-	Batch   int           // messages per fetch; default 64
-	MaxWait time.Duration // how long one fetch waits for the first message; default 1s
+	Batch int // messages handled together at most; default 64
 	// InFlight batches may be handled at once, so one slow batch (a merchant
 	// timing out) does not hold up the rest; default 4.
 	InFlight int
@@ -32,15 +29,17 @@ type Options struct {
 	Logger       *slog.Logger
 }
 
-// Run fetches and handles batches until ctx ends. Batches being handled
-// when ctx ends are finished with a context that outlives ctx by at most
-// grace, so a graceful stop does not leave half-processed work.
+// Run receives messages and hands them to h in batches until ctx ends.
+// Messages stream in through one long-lived pull subscription; a batch is
+// the first message that arrives plus whatever else is already waiting (up
+// to Batch), so a lone message is handled at once and a burst is handled
+// together. Up to InFlight batches are handled at a time. When ctx ends, no
+// new batch starts, batches being handled finish with a context that
+// outlives ctx by at most grace, and messages received but not started are
+// naked so another worker takes them at once.
 func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, grace time.Duration) error {
 	if o.Batch <= 0 {
 		o.Batch = 64
-	}
-	if o.MaxWait <= 0 {
-		o.MaxWait = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -48,38 +47,60 @@ func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, gra
 	if o.InFlight <= 0 {
 		o.InFlight = 4
 	}
+	buffered := o.Batch * o.InFlight
+	ch := make(chan jetstream.Msg, buffered)
+	cc, err := cons.Consume(func(m jetstream.Msg) { ch <- m },
+		jetstream.PullMaxMessages(buffered),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if ctx.Err() == nil {
+				o.Logger.Warn("consumer interrupted; it resumes by itself", "err", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
 	sem := make(chan struct{}, o.InFlight)
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
+	defer func() {
+		cc.Stop()
+		wg.Wait()
+		for {
+			select {
+			case m := <-ch:
+				_ = m.Nak()
+			default:
+				return
+			}
+		}
+	}()
+	for {
+		var first jetstream.Msg
+		select {
+		case <-ctx.Done():
+			return nil
+		case first = <-ch:
+		}
+		msgs := []jetstream.Msg{first}
+	more:
+		for len(msgs) < o.Batch {
+			select {
+			case m := <-ch:
+				msgs = append(msgs, m)
+			default:
+				break more
+			}
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
+			for _, m := range msgs {
+				_ = m.Nak()
+			}
 			return nil
-		}
-		release := func() { <-sem }
-		msgs, err := fetch(cons, o.Batch, o.MaxWait)
-		if err != nil {
-			release()
-			if ctx.Err() != nil {
-				break
-			}
-			o.Logger.Warn("fetch failed; retrying", "err", err, "backoff", backoff)
-			if !sleep(ctx, backoff) {
-				break
-			}
-			backoff = min(backoff*2, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		if len(msgs) == 0 {
-			release()
-			continue
 		}
 		if o.OnRedelivery != nil {
 			for _, m := range msgs {
-				if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+				if Delivered(m) > 1 {
 					o.OnRedelivery()
 				}
 			}
@@ -88,41 +109,11 @@ func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, gra
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer release()
+			defer func() { <-sem }()
 			defer cancel()
 			h(hctx, msgs)
 		}()
 	}
-	return nil
-}
-
-// fetch waits for one message, then takes whatever else is already
-// waiting, up to n. A plain Fetch(n) would hold the first message until n
-// arrived or the wait expired: hundreds of milliseconds of latency at low
-// load, for nothing.
-func fetch(cons jetstream.Consumer, n int, wait time.Duration) ([]jetstream.Msg, error) {
-	first, err := cons.Fetch(1, jetstream.FetchMaxWait(wait))
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range first.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := first.Error(); err != nil && len(msgs) == 0 && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-		return nil, err
-	}
-	if len(msgs) == 0 || n <= 1 {
-		return msgs, nil
-	}
-	rest, err := cons.FetchNoWait(n - 1)
-	if err != nil {
-		return msgs, nil // the first message is ours; the rest can wait
-	}
-	for m := range rest.Messages() {
-		msgs = append(msgs, m)
-	}
-	return msgs, nil
 }
 
 // detach returns a context that ends grace after parent does.
@@ -133,17 +124,6 @@ func detach(parent context.Context, grace time.Duration) (context.Context, conte
 		context.AfterFunc(ctx, func() { t.Stop() })
 	})
 	return ctx, func() { stop(); cancel() }
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Delivered is the message's delivery count (1 on first delivery).

@@ -35,6 +35,9 @@ const (
 	// HeaderReceivedAt carries the gateway's acceptance time (RFC 3339 nano)
 	// through the pipeline so latency can be measured end to end.
 	HeaderReceivedAt = "Yzpay-Received-At"
+	// HeaderTID carries the verified push's trade id, so the tradefetcher
+	// need not parse the body again.
+	HeaderTID = "Yzpay-Tid"
 )
 
 // WebhookSubject is where a verified push of pushType is published.

@@ -227,6 +227,9 @@ type Store interface {
 
 	RecordAttempts(ctx context.Context, a []Attempt) ([]Delivery, error)
 	DeliveriesForEvent(ctx context.Context, eventID string) ([]Delivery, error)
+	// DeliveriesForEvents is DeliveriesForEvent for a batch of events in one
+	// query, ordered by (EventID, Endpoint).
+	DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]Delivery, error)
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)
 	// ReopenDelivery clears GivenUpAt (and DeliveredAt) so a replay counts on.
 	ReopenDelivery(ctx context.Context, eventID, endpoint string) (Delivery, error)

@@ -98,7 +98,12 @@ func New(cfg Config) (*Client, error) {
 		now:  time.Now,
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{}
+		// The default transport keeps two idle connections per host; under
+		// load every further call would open (and leave in TIME_WAIT) a new
+		// TLS connection to the gateway.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		c.hc = &http.Client{Transport: tr}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

@@ -32,6 +32,7 @@ type options struct {
 	workers    int
 	logLevel   string
 	cpuprofile string
+	keep       bool
 }
 
 func main() {
@@ -47,6 +48,7 @@ func main() {
 	flag.StringVar(&o.pgURL, "pg", envOr("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "Postgres admin URL for the split setup (a database is created and dropped)")
 	flag.IntVar(&o.workers, "create-workers", 32, "concurrent QR creations")
 	flag.StringVar(&o.logLevel, "log-level", "warn", "LOG_LEVEL of the yzpay processes")
+	flag.BoolVar(&o.keep, "keep", false, "keep each setup's temporary directory (process logs) and print its path")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "embedded setup: write yzpay serve's CPU profile to this file")
 	flag.Parse()
 	if abs, err := filepath.Abs(o.bin); err == nil {
@@ -139,19 +141,27 @@ type StepResult struct {
 	P99ms      float64 `json:"p99_ms"`
 	MaxMs      float64 `json:"max_ms"`
 	Behind     bool    `json:"fell_behind"`
+	// CPU milliseconds per delivered payment: the yzpay processes, and this
+	// harness (load generator, Youzan sandbox, merchant) on the same cores.
+	YzpayCPUms   float64 `json:"yzpay_cpu_ms_per_payment"`
+	HarnessCPUms float64 `json:"harness_cpu_ms_per_payment"`
+	// ServersCPUms: PostgreSQL and nats-server (split setup only).
+	ServersCPUms float64 `json:"servers_cpu_ms_per_payment"`
 }
 
 func printSetup(r SetupResult, cores int) {
 	fmt.Printf("\n== %s: %s (%d cores)\n", r.Setup, r.Description, cores)
 	fmt.Printf("QR creations: %d orders at %.0f/s through the gateway API (QR image rendered), %d errors\n", r.Orders, r.QRPerSecond, r.QRErrors)
-	fmt.Printf("%8s %9s %7s %9s %7s %6s %7s %7s %7s %7s %7s\n", "offered", "achieved", "sent", "delivered", "missing", "errors", "dups", "p50ms", "p90ms", "p99ms", "maxms")
+	fmt.Printf("%8s %9s %7s %9s %7s %6s %7s %7s %7s %7s %7s %9s %11s %9s\n", "offered", "achieved", "sent", "delivered", "missing", "errors", "dups", "p50ms", "p90ms", "p99ms", "maxms", "cpu-yzpay", "cpu-pg+nats", "cpu-rig")
 	for _, s := range r.Steps {
 		mark := ""
 		if s.Behind {
 			mark = "  <- fell behind"
 		}
-		fmt.Printf("%8d %9.0f %7d %9d %7d %6d %7d %7.1f %7.1f %7.1f %7.1f%s\n", s.Offered, s.Achieved, s.Sent, s.Delivered, s.Missing, s.Errors, s.Duplicates, s.P50ms, s.P90ms, s.P99ms, s.MaxMs, mark)
+		fmt.Printf("%8d %9.0f %7d %9d %7d %6d %7d %7.1f %7.1f %7.1f %7.1f %9.2f %11.2f %9.2f%s\n", s.Offered, s.Achieved, s.Sent, s.Delivered, s.Missing, s.Errors, s.Duplicates, s.P50ms, s.P90ms, s.P99ms, s.MaxMs, s.YzpayCPUms, s.ServersCPUms, s.HarnessCPUms, mark)
 	}
+	fmt.Println("(cpu-*: CPU milliseconds per delivered payment of the yzpay processes, of PostgreSQL + nats-server (split only),")
+	fmt.Println(" and of this harness: load generator, Youzan sandbox, merchant — all on the same cores)")
 	fmt.Printf("max sustained: %.0f payments/s; peak RSS of the yzpay processes: %.1f MB %v\n", r.MaxSustained, float64(r.PeakRSSBytes)/(1<<20), mb(r.PeakRSSProcess))
 }
 

@@ -97,6 +97,53 @@ func (p *proc) stop() {
 	}
 }
 
+// cpuSeconds is the user+system CPU time a process has used.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// externalCPU is the CPU time of the machine's PostgreSQL and nats-server
+// processes, which the split setup uses; 0 for the embedded one.
+func externalCPU(setup string) float64 {
+	if setup != "split" {
+		return 0
+	}
+	entries, _ := os.ReadDir("/proc")
+	var t float64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		switch strings.TrimSpace(string(comm)) {
+		case "postgres", "nats-server":
+			t += cpuSeconds(pid)
+		}
+	}
+	return t
+}
+
+func cpuOf(procs []*proc) float64 {
+	var t float64
+	for _, p := range procs {
+		t += cpuSeconds(p.cmd.Process.Pid)
+	}
+	return t
+}
+
 func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -179,7 +226,11 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 	if err != nil {
 		return SetupResult{}, err
 	}
-	defer os.RemoveAll(dir)
+	if o.keep {
+		fmt.Printf("%s: logs and data kept in %s\n", setup, dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 
 	sb, err := sandbox.New(sandbox.Config{})
 	if err != nil {
@@ -286,7 +337,13 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 		if next+n > len(pays) {
 			n = len(pays) - next
 		}
+		cpu0, self0, ext0 := cpuOf(procs), cpuSeconds(os.Getpid()), externalCPU(setup)
 		step := offer(client, base, m, pays[next:next+n], rate, o.stepDur, o.drain)
+		if step.Delivered > 0 {
+			step.YzpayCPUms = (cpuOf(procs) - cpu0) * 1000 / float64(step.Delivered)
+			step.HarnessCPUms = (cpuSeconds(os.Getpid()) - self0) * 1000 / float64(step.Delivered)
+			step.ServersCPUms = (externalCPU(setup) - ext0) * 1000 / float64(step.Delivered)
+		}
 		next += n
 		step.BadSigns = int(m.badSigns.Load())
 		res.Steps = append(res.Steps, step)

@@ -576,6 +576,15 @@ func (s *Store) DeliveriesForEvent(ctx context.Context, eventID string) ([]store
 		`SELECT `+deliveryCols+` FROM deliveries WHERE event_id = $1 ORDER BY endpoint`, eventID)
 }
 
+// DeliveriesForEvents returns the deliveries of every event in eventIDs.
+func (s *Store) DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]store.Delivery, error) {
+	if len(eventIDs) == 0 {
+		return nil, nil
+	}
+	return s.queryDeliveries(ctx, "deliveries for events",
+		`SELECT `+deliveryCols+` FROM deliveries WHERE event_id = ANY($1) ORDER BY event_id, endpoint`, eventIDs)
+}
+
 // ListDeliveries returns deliveries matching f ordered by (UpdatedAt, EventID, Endpoint).
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, error) {
 	var (

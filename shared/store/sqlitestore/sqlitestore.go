@@ -56,7 +56,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// _txlock=immediate: a transaction takes the write lock when it begins,
 	// never upgrading from a read lock halfway (which can fail with BUSY).
 	wdsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-		"&_pragma=synchronous(FULL)&_txlock=immediate"
+		"&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	w, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
@@ -539,6 +539,28 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []store.Attempt) ([
 func (s *Store) DeliveriesForEvent(ctx context.Context, eventID string) ([]store.Delivery, error) {
 	return s.queryDeliveries(ctx, "deliveries for event",
 		`SELECT `+deliveryCols+` FROM deliveries WHERE event_id = ? ORDER BY endpoint`, eventID)
+}
+
+// DeliveriesForEvents returns the deliveries of every event in eventIDs,
+// querying in chunks that stay below SQLite's limit on parameters.
+func (s *Store) DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]store.Delivery, error) {
+	const chunk = 500
+	var out []store.Delivery
+	for start := 0; start < len(eventIDs); start += chunk {
+		ids := eventIDs[start:min(start+chunk, len(eventIDs))]
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+		ds, err := s.queryDeliveries(ctx, "deliveries for events",
+			`SELECT `+deliveryCols+` FROM deliveries WHERE event_id IN (`+marks+`) ORDER BY event_id, endpoint`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ds...)
+	}
+	return out, nil
 }
 
 // ListDeliveries returns deliveries matching f ordered by (UpdatedAt, EventID, Endpoint).
