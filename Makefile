@@ -47,8 +47,11 @@ lint: tools
 	@echo '>> staticcheck'; $(TOOLS)/staticcheck $(PKGS)
 	@echo '>> metrics lint'; $(GO) test -count=1 -run 'TestMetricsLint' $(MODULE)/cmd/yzpay/app
 
-bench:
-	$(GO) run ./cmd/yzpay/bench
+# End-to-end benchmark of both setups (see docs/performance.md); the split one
+# uses the machine's PostgreSQL (TEST_DATABASE_URL) and NATS (BENCH_NATS_URL).
+BENCH_FLAGS ?=
+bench: build
+	$(GO) run ./cmd/yzpay/bench -bin bin $(BENCH_FLAGS)
 
 migrate: build
 	bin/yzpay migrate

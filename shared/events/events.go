@@ -7,7 +7,9 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,11 +148,35 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, s Setup) error {
 		cfg.Replicas = s.Replicas
 		cfg.Duplicates = s.DuplicateWindow
 		cfg.MaxAge = s.MaxAge
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if err := ensureStream(ctx, js, cfg); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
 	}
 	return nil
+}
+
+// ensureStream creates the stream, or updates it only when its settings
+// differ: every service runs this at start, and needless updates racing
+// with consumer creation are churn the server is better spared.
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	st, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(ctx, want)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // another service created it a moment ago
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	have := st.CachedInfo().Config
+	if slices.Equal(have.Subjects, want.Subjects) && have.Replicas == want.Replicas &&
+		have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge && have.Retention == want.Retention {
+		return nil
+	}
+	_, err = js.UpdateStream(ctx, want)
+	return err
 }
 
 // TradefetcherConsumer and NotifierConsumer are the durable configs; an
