@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
@@ -25,6 +26,9 @@ import (
 )
 
 func versionString() string { return app.Version }
+
+// defaultMemoryLimit is `yzpay serve`'s soft heap limit unless GOMEMLIMIT is set.
+const defaultMemoryLimit = 100 << 20
 
 // setup loads envrc + environment and the logger, printing why it failed.
 func setup(stderr io.Writer) (config.Env, *slog.Logger, bool) {
@@ -85,6 +89,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	env, log, ok := setup(stderr)
 	if !ok {
 		return 2
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit keeps the single binary small on a small machine:
+		// under overload the GC works harder instead of the heap growing.
+		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	a, err := app.Start(ctx, app.Options{Env: env, Sandbox: *sb, Logger: log})
 	if err != nil {

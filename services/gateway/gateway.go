@@ -42,6 +42,10 @@ type Config struct {
 	// PublishTimeout bounds the wait for JetStream's PubAck; Youzan gives a
 	// push receiver 5 s in all.
 	PublishTimeout time.Duration
+	// MaxConcurrentPushes bounds the pushes being stored at once; beyond it
+	// the gateway answers 503 at once (Youzan re-pushes later) instead of
+	// queueing without limit under overload. Default 512.
+	MaxConcurrentPushes int
 }
 
 // Deps are the gateway's collaborators.
@@ -64,10 +68,11 @@ type Replayer interface {
 
 // Gateway serves the HTTP API.
 type Gateway struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	m    *metrics.Metrics
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	m      *metrics.Metrics
+	pushes chan struct{} // semaphore of MaxConcurrentPushes
 }
 
 // New checks the configuration and builds the gateway.
@@ -84,10 +89,14 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 4 * time.Second
 	}
+	if cfg.MaxConcurrentPushes <= 0 {
+		cfg.MaxConcurrentPushes = 512
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	return &Gateway{cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics}, nil
+	return &Gateway{cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics,
+		pushes: make(chan struct{}, cfg.MaxConcurrentPushes)}, nil
 }
 
 // Handler is the whole gateway API, instrumented.

@@ -39,6 +39,15 @@ func writeYouzanOK(w http.ResponseWriter) {
 
 func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	received := time.Now()
+	select {
+	case g.pushes <- struct{}{}:
+		defer func() { <-g.pushes }()
+	default:
+		g.m.PushesReceived.WithLabelValues("unknown", "busy").Inc()
+		w.Header().Set("Retry-After", "5")
+		opshttp.WriteError(w, g.m, http.StatusServiceUnavailable, "busy", "too many pushes in flight; retry later")
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPushBody))
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -114,16 +114,18 @@ type Report struct {
 
 // SetupResult is one setup's run.
 type SetupResult struct {
-	Setup          string       `json:"setup"`
-	Description    string       `json:"description"`
-	Orders         int          `json:"orders"`
-	QRPerSecond    float64      `json:"qr_creations_per_second"`
-	QRErrors       int          `json:"qr_errors"`
-	Steps          []StepResult `json:"steps"`
-	MaxSustained   float64      `json:"max_sustained_per_second"`
-	PeakRSSBytes   int64        `json:"peak_rss_bytes"`
-	PeakRSSProcess map[string]int64
-	Failed         bool `json:"failed"`
+	Setup        string       `json:"setup"`
+	Description  string       `json:"description"`
+	Orders       int          `json:"orders"`
+	QRPerSecond  float64      `json:"qr_creations_per_second"`
+	QRErrors     int          `json:"qr_errors"`
+	Steps        []StepResult `json:"steps"`
+	MaxSustained float64      `json:"max_sustained_per_second"`
+	PeakRSSBytes int64        `json:"peak_rss_bytes"`
+	// QRPhaseRSSBytes: largest resident set while the orders were created.
+	QRPhaseRSSBytes int64 `json:"qr_phase_peak_rss_bytes"`
+	PeakRSSProcess  map[string]int64
+	Failed          bool `json:"failed"`
 }
 
 // StepResult is one offered rate.
@@ -147,18 +149,21 @@ type StepResult struct {
 	HarnessCPUms float64 `json:"harness_cpu_ms_per_payment"`
 	// ServersCPUms: PostgreSQL and nats-server (split setup only).
 	ServersCPUms float64 `json:"servers_cpu_ms_per_payment"`
+	// PeakRSSBytes: largest resident set of the yzpay processes in the step.
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 }
 
 func printSetup(r SetupResult, cores int) {
 	fmt.Printf("\n== %s: %s (%d cores)\n", r.Setup, r.Description, cores)
-	fmt.Printf("QR creations: %d orders at %.0f/s through the gateway API (QR image rendered), %d errors\n", r.Orders, r.QRPerSecond, r.QRErrors)
-	fmt.Printf("%8s %9s %7s %9s %7s %6s %7s %7s %7s %7s %7s %9s %11s %9s\n", "offered", "achieved", "sent", "delivered", "missing", "errors", "dups", "p50ms", "p90ms", "p99ms", "maxms", "cpu-yzpay", "cpu-pg+nats", "cpu-rig")
+	fmt.Printf("QR creations: %d orders at %.0f/s through the gateway API (QR image rendered), %d errors, peak RSS %.1f MB\n",
+		r.Orders, r.QRPerSecond, r.QRErrors, float64(r.QRPhaseRSSBytes)/(1<<20))
+	fmt.Printf("%8s %9s %7s %9s %7s %6s %7s %7s %7s %7s %7s %9s %11s %9s %7s\n", "offered", "achieved", "sent", "delivered", "missing", "errors", "dups", "p50ms", "p90ms", "p99ms", "maxms", "cpu-yzpay", "cpu-pg+nats", "cpu-rig", "rss-MB")
 	for _, s := range r.Steps {
 		mark := ""
 		if s.Behind {
 			mark = "  <- fell behind"
 		}
-		fmt.Printf("%8d %9.0f %7d %9d %7d %6d %7d %7.1f %7.1f %7.1f %7.1f %9.2f %11.2f %9.2f%s\n", s.Offered, s.Achieved, s.Sent, s.Delivered, s.Missing, s.Errors, s.Duplicates, s.P50ms, s.P90ms, s.P99ms, s.MaxMs, s.YzpayCPUms, s.ServersCPUms, s.HarnessCPUms, mark)
+		fmt.Printf("%8d %9.0f %7d %9d %7d %6d %7d %7.1f %7.1f %7.1f %7.1f %9.2f %11.2f %9.2f %7.1f%s\n", s.Offered, s.Achieved, s.Sent, s.Delivered, s.Missing, s.Errors, s.Duplicates, s.P50ms, s.P90ms, s.P99ms, s.MaxMs, s.YzpayCPUms, s.ServersCPUms, s.HarnessCPUms, float64(s.PeakRSSBytes)/(1<<20), mark)
 	}
 	fmt.Println("(cpu-*: CPU milliseconds per delivered payment of the yzpay processes, of PostgreSQL + nats-server (split only),")
 	fmt.Println(" and of this harness: load generator, Youzan sandbox, merchant — all on the same cores)")

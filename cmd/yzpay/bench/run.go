@@ -40,6 +40,8 @@ type proc struct {
 	cmd  *exec.Cmd
 	log  string
 	peak int64
+	// window is the largest resident set seen since the last resetWindow.
+	window atomic.Int64
 }
 
 func startProc(name, bin string, args []string, env []string, dir string) (*proc, error) {
@@ -57,6 +59,7 @@ func startProc(name, bin string, args []string, env []string, dir string) (*proc
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, log: logPath}
+	p.window.Store(0)
 	go func() { _ = cmd.Wait(); f.Close() }()
 	return p, nil
 }
@@ -68,13 +71,19 @@ func (p *proc) sampleRSS() {
 		return
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				if kb*1024 > p.peak {
-					p.peak = kb * 1024
-				}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmHWM:":
+			if kb*1024 > p.peak {
+				p.peak = kb * 1024
+			}
+		case "VmRSS:":
+			if kb*1024 > p.window.Load() {
+				p.window.Store(kb * 1024)
 			}
 		}
 	}
@@ -132,6 +141,17 @@ func externalCPU(setup string) float64 {
 		case "postgres", "nats-server":
 			t += cpuSeconds(pid)
 		}
+	}
+	return t
+}
+
+// windowRSS sums the processes' largest resident sets since the last call
+// and starts a new window.
+func windowRSS(procs []*proc) int64 {
+	var t int64
+	for _, p := range procs {
+		p.sampleRSS()
+		t += p.window.Swap(0)
 	}
 	return t
 }
@@ -330,6 +350,7 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 		return res, err
 	}
 	res.Orders, res.QRPerSecond, res.QRErrors = len(pays), qrRate, qrErrs
+	res.QRPhaseRSSBytes = windowRSS(procs)
 
 	next := 0
 	for _, rate := range o.steps {
@@ -346,6 +367,7 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 		}
 		next += n
 		step.BadSigns = int(m.badSigns.Load())
+		step.PeakRSSBytes = windowRSS(procs)
 		res.Steps = append(res.Steps, step)
 		if step.Missing > 0 {
 			res.Failed = true
@@ -452,23 +474,18 @@ func offer(client *http.Client, base string, m *merchant, pays []payment, rate i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest("POST", base+"/api/status", bytes.NewReader(pays[i].body))
-			for k, v := range pays[i].header {
-				req.Header[k] = v
-			}
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			if err != nil {
+			// Like Youzan, push again (here after 1 s, up to 5 times) when
+			// the answer is not a success; each refusal counts as an error.
+			for try := 0; try < 5; try++ {
+				if try > 0 {
+					time.Sleep(time.Second)
+				}
+				if post(client, base, pays[i]) {
+					accepted[i] = time.Now()
+					return
+				}
 				errs.Add(1)
-				return
 			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || !bytes.Contains(b, []byte("success")) {
-				errs.Add(1)
-				return
-			}
-			accepted[i] = time.Now()
 		}()
 	}
 	wg.Wait()
@@ -518,6 +535,22 @@ func offer(client *http.Client, base string, m *merchant, pays []payment, rate i
 	res.Behind = res.Missing > 0 || res.Errors > 0 || res.Achieved < 0.9*float64(rate) || res.P99ms > 1000
 	_ = dur
 	return res
+}
+
+// post offers one push as Youzan would and reports whether it was accepted.
+func post(client *http.Client, base string, p payment) bool {
+	req, _ := http.NewRequest("POST", base+"/api/status", bytes.NewReader(p.body))
+	for k, v := range p.header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == 200 && bytes.Contains(b, []byte("success"))
 }
 
 func pct(sorted []float64, p float64) float64 {
