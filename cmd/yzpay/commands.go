@@ -28,7 +28,7 @@ import (
 func versionString() string { return app.Version }
 
 // defaultMemoryLimit is `yzpay serve`'s soft heap limit unless GOMEMLIMIT is set.
-const defaultMemoryLimit = 100 << 20
+const defaultMemoryLimit = 128 << 20
 
 // setup loads envrc + environment and the logger, printing why it failed.
 func setup(stderr io.Writer) (config.Env, *slog.Logger, bool) {

@@ -474,11 +474,12 @@ func offer(client *http.Client, base string, m *merchant, pays []payment, rate i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Like Youzan, push again (here after 1 s, up to 5 times) when
-			// the answer is not a success; each refusal counts as an error.
-			for try := 0; try < 5; try++ {
+			// Like Youzan, push again when the answer is not a success
+			// (here every 2 s for up to 2 minutes; Youzan keeps trying for
+			// hours); each refusal counts as an error.
+			for try := 0; try < 60; try++ {
 				if try > 0 {
-					time.Sleep(time.Second)
+					time.Sleep(2 * time.Second)
 				}
 				if post(client, base, pays[i]) {
 					accepted[i] = time.Now()
