@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/store/sqlitestore"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// An operator lists given-up deliveries from the store yzpay serve uses.
+func TestDeliveriesList(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // no envrc here
+	t.Setenv("DATA_DIR", dir)
+	t.Setenv("DATABASE_URL", "")
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "yzpay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := st.RecordAttempts(ctx, []store.Attempt{
+		{EventID: "E1:TRADE_SUCCESS", Endpoint: "https://shop.example/hook?token=s3cret", OrderID: "o-1", Status: "TRADE_SUCCESS",
+			Event: []byte(`{}`), HTTPStatus: 500, Error: "merchant answered HTTP 500", GiveUp: true, At: now},
+		{EventID: "E2:TRADE_SUCCESS", Endpoint: "https://shop.example/hook?token=s3cret", OrderID: "o-2", Status: "TRADE_SUCCESS",
+			Event: []byte(`{}`), HTTPStatus: 200, Delivered: true, At: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	code, out, errs := runCLI(t, "deliveries", "list", "--state", "failed")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "E1:TRADE_SUCCESS") || strings.Contains(out, "E2:TRADE_SUCCESS") {
+		t.Errorf("failed list shows the wrong rows:\n%s", out)
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("the endpoint's token is printed:\n%s", out)
+	}
+	if code, _, errs := runCLI(t, "deliveries", "list", "--state", "lost"); code != 2 || !strings.Contains(errs, "--state") {
+		t.Errorf("bad --state: exit %d, %q", code, errs)
+	}
+	// Replaying needs the running notifier's broker; without NATS_URL it says so.
+	t.Setenv("NATS_URL", "")
+	if code, _, errs := runCLI(t, "deliveries", "replay", "E1:TRADE_SUCCESS"); code != 2 || !strings.Contains(errs, "NATS_URL") {
+		t.Errorf("replay without NATS_URL: exit %d, %q", code, errs)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	if code, out, _ := runCLI(t, "--help"); code != 0 || !strings.Contains(out, "yzpay serve") {
+		t.Errorf("--help: exit %d\n%s", code, out)
+	}
+	if code, _, errs := runCLI(t, "help", "serve"); code != 0 || !strings.Contains(errs, "--sandbox") {
+		t.Errorf("help serve: exit %d\n%s", code, errs)
+	}
+	if code, out, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "yzpay ") {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+	if code, _, errs := runCLI(t, "frobnicate"); code != 2 || !strings.Contains(errs, "unknown command") {
+		t.Errorf("unknown command: exit %d %q", code, errs)
+	}
+}
+
+// Outside sandbox mode a missing setting stops serve with one line naming
+// every missing variable, and no secret value.
+func TestServeRefusesWithoutConfig(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, v := range []string{"YOUZANYUN_CLIENT_ID", "YOUZANYUN_CLIENT_SECRET", "YOUZAN_KDT_ID", "GATEWAY_API_KEY",
+		"SELF_SECRET", "PUSH_API", "YOUZAN_MODE"} {
+		t.Setenv(v, "")
+	}
+	code, _, errs := runCLI(t, "serve")
+	if code != 1 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, v := range []string{"GATEWAY_API_KEY", "SELF_SECRET", "PUSH_API", "YOUZANYUN_CLIENT_ID", "YOUZANYUN_CLIENT_SECRET", "YOUZAN_KDT_ID"} {
+		if !strings.Contains(errs, v) {
+			t.Errorf("error does not name %s: %q", v, errs)
+		}
+	}
+	if n := strings.Count(strings.TrimSpace(errs), "\n"); n != 0 {
+		t.Errorf("want one line, got:\n%s", errs)
+	}
+}
