@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/store"
 )
 
 // DefaultMetricsAddr is the notifier's METRICS_ADDR default.
@@ -48,7 +49,11 @@ func FromEnv(env config.Env, allowNoEndpoints bool) (Config, error) {
 	if st := env.List("PUSH_STATUSES", ","); len(st) > 0 {
 		cfg.Statuses = map[string]bool{}
 		for _, s := range st {
-			cfg.Statuses[strings.ToUpper(s)] = true
+			s = strings.ToUpper(s)
+			if store.Rank(s) == 0 {
+				return cfg, fmt.Errorf("PUSH_STATUSES: %q is not a Youzan trade status yzpay tracks", s)
+			}
+			cfg.Statuses[s] = true
 		}
 	}
 	return cfg, nil

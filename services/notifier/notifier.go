@@ -141,12 +141,14 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 
 // Run consumes events until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
-	cons, err := consume.Setup(ctx, n.deps.JS, events.PaymentStream, events.NotifierConsumer(n.cfg.AckWait))
+	ccfg := events.NotifierConsumer(n.cfg.AckWait)
+	cons, err := consume.Setup(ctx, n.deps.JS, events.PaymentStream, ccfg)
 	if err != nil {
 		return err
 	}
 	return consume.Run(ctx, cons, n.handle, consume.Options{
 		Batch:        n.cfg.Batch,
+		AckWait:      ccfg.AckWait,
 		OnRedelivery: func() { n.m.Redeliveries.WithLabelValues(events.NotifierDurable).Inc() },
 		Logger:       n.log,
 	}, n.cfg.Grace)

@@ -98,7 +98,8 @@ func New(cfg Config, deps Deps) (*Fetcher, error) {
 // Run consumes receipts, and sweeps for missed pushes and expired orders,
 // until ctx ends.
 func (f *Fetcher) Run(ctx context.Context) error {
-	cons, err := consume.Setup(ctx, f.deps.JS, events.WebhookStream, events.TradefetcherConsumer(f.cfg.AckWait))
+	ccfg := events.TradefetcherConsumer(f.cfg.AckWait)
+	cons, err := consume.Setup(ctx, f.deps.JS, events.WebhookStream, ccfg)
 	if err != nil {
 		return err
 	}
@@ -112,6 +113,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	}()
 	err = consume.Run(ctx, cons, f.handle, consume.Options{
 		Batch:        f.cfg.Batch,
+		AckWait:      ccfg.AckWait,
 		OnRedelivery: func() { f.m.Redeliveries.WithLabelValues(events.TradefetcherDurable).Inc() },
 		Logger:       f.log,
 	}, f.cfg.Grace)
@@ -212,8 +214,10 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 			pubs = append(pubs, pub{it: it, fut: fut, ev: ev})
 		}
 	}
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
+	// One deadline for the whole batch: a PubAck that never comes (a lost
+	// reply during a leader election) must not hold the batch forever.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	for _, p := range pubs {
 		select {
 		case ack := <-p.fut.Ok():
@@ -228,8 +232,9 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 			f.m.Receipts.WithLabelValues("publish_error").Inc()
 			f.log.Warn("event not stored; receipt will be redelivered", "event_id", p.ev.EventID, "err", err)
 			_ = p.it.msg.NakWithDelay(f.cfg.StoreRetry)
-		case <-timeout.C:
+		case <-wctx.Done():
 			f.m.Receipts.WithLabelValues("publish_error").Inc()
+			f.log.Warn("no PubAck in time; receipt will be redelivered", "event_id", p.ev.EventID)
 			_ = p.it.msg.NakWithDelay(f.cfg.StoreRetry)
 		}
 	}

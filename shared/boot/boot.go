@@ -84,7 +84,9 @@ func ConnectNATS(ctx context.Context, url, name string, replicas int, log *slog.
 // Streams opens JetStream on nc and ensures the streams, retrying for up to
 // a minute so services may start before the broker.
 func Streams(ctx context.Context, nc *nats.Conn, replicas int) (jetstream.JetStream, error) {
-	js, err := jetstream.New(nc)
+	// Async publishes (the tradefetcher's events) give up after 10 s
+	// instead of waiting forever for a reply that was lost.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}

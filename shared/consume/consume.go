@@ -24,6 +24,10 @@ type Options struct {
 	// InFlight batches may be handled at once, so one slow batch (a merchant
 	// timing out) does not hold up the rest; default 4.
 	InFlight int
+	// AckWait of the consumer: while a batch is being handled its messages
+	// are marked in progress every AckWait/3, so a slow Youzan or merchant
+	// does not make JetStream hand out a second copy meanwhile.
+	AckWait time.Duration
 	// OnRedelivery is called for each message delivered more than once.
 	OnRedelivery func()
 	Logger       *slog.Logger
@@ -36,7 +40,8 @@ type Options struct {
 // together. Up to InFlight batches are handled at a time. When ctx ends, no
 // new batch starts, batches being handled finish with a context that
 // outlives ctx by at most grace, and messages received but not started are
-// naked so another worker takes them at once.
+// naked so another worker takes them at once (any still in the client's
+// buffer come back after AckWait).
 func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, grace time.Duration) error {
 	if o.Batch <= 0 {
 		o.Batch = 64
@@ -111,9 +116,35 @@ func Run(ctx context.Context, cons jetstream.Consumer, h Handler, o Options, gra
 			defer wg.Done()
 			defer func() { <-sem }()
 			defer cancel()
+			stop := keepAlive(msgs, o.AckWait)
+			defer stop()
 			h(hctx, msgs)
 		}()
 	}
+}
+
+// keepAlive tells JetStream every ackWait/3 that msgs are still being
+// worked on; messages already acked or naked simply refuse it.
+func keepAlive(msgs []jetstream.Msg, ackWait time.Duration) (stop func()) {
+	if ackWait <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // detach returns a context that ends grace after parent does.

@@ -193,7 +193,7 @@ func TradefetcherConsumer(ackWait time.Duration) jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 4096,
+		MaxAckPending: 1 << 16,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 }
@@ -209,7 +209,9 @@ func NotifierConsumer(ackWait time.Duration) jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 4096,
+		// Events waiting out a long retry delay count as pending; a dead
+		// endpoint must not use up the limit and stall healthy ones.
+		MaxAckPending: 1 << 20,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 }

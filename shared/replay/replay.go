@@ -59,7 +59,17 @@ func (r Replayer) Replay(ctx context.Context, eventID, endpoint string) ([]store
 	msg.Data = e.Encode()
 	id := eventID + ":replay:" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	if _, err := r.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
-		return reopened, fmt.Errorf("replay %s: publish: %w", eventID, err)
+		// Nothing will deliver the reopened rows: mark them given up again,
+		// so they stay visible to `--all-failed` and the admin API.
+		back := make([]store.Attempt, 0, len(reopened))
+		for _, d := range reopened {
+			back = append(back, store.Attempt{EventID: d.EventID, Endpoint: d.Endpoint, OrderID: d.OrderID,
+				Status: d.Status, Event: d.Event, Error: "replay could not be queued: " + err.Error(), GiveUp: true, At: time.Now()})
+		}
+		if _, rerr := r.Store.RecordAttempts(context.WithoutCancel(ctx), back); rerr != nil {
+			return reopened, fmt.Errorf("replay %s: publish: %w (and re-marking failed: %v)", eventID, err, rerr)
+		}
+		return nil, fmt.Errorf("replay %s: publish: %w", eventID, err)
 	}
 	return reopened, nil
 }

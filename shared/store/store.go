@@ -66,6 +66,65 @@ func Advances(cur string, everPaid bool, next string) bool {
 	return n > rank[cur]
 }
 
+// Apply moves o by one observation: the lifecycle rules every backend
+// shares. changed reports a status move; touched reports that o must be
+// written (status moved or a trade bound). now is the write time.
+//
+// An order follows one trade. The first trade seen is bound; a reading of
+// another trade of the same QR code (a second buyer scanned it and gave up,
+// say) changes nothing, except a payment while the order has none: then the
+// order follows the paying trade, because money received must never be
+// hidden, and an abandoned trade closing later must not close a paid order.
+func Apply(o *Order, ob Observation, now time.Time) (changed, touched bool) {
+	switch {
+	case o.TID == "" && ob.TID != "":
+		o.TID = ob.TID
+		touched = true
+	case ob.TID != "" && ob.TID != o.TID:
+		if !IsPaid(ob.Status) || o.EverPaid {
+			return false, false
+		}
+		o.TID = ob.TID
+		touched = true
+	}
+	if Advances(o.Status, o.EverPaid, ob.Status) {
+		o.Status = ob.Status
+		changed, touched = true, true
+		// Moving to TRADE_CLOSED keeps the paid fields: a refunded or
+		// closed-after-payment order still shows what was paid.
+		if IsPaid(ob.Status) {
+			o.EverPaid = true
+			// Zero fields in a later reading do not erase earlier ones.
+			if ob.Payment != 0 {
+				o.Payment = ob.Payment
+			}
+			if ob.BuyerID != "" {
+				o.BuyerID = ob.BuyerID
+			}
+			if ob.PayType != "" {
+				o.PayType = ob.PayType
+			}
+			switch {
+			case !ob.PaidAt.IsZero():
+				o.PaidAt = micro(ob.PaidAt)
+			case o.PaidAt.IsZero() && !ob.ObservedAt.IsZero():
+				// A paid order always has a PaidAt; the reading is the best
+				// we know when Youzan gave no pay time.
+				o.PaidAt = micro(ob.ObservedAt)
+			case o.PaidAt.IsZero():
+				o.PaidAt = now
+			}
+		}
+	}
+	if touched {
+		o.UpdatedAt = now
+	}
+	return changed, touched
+}
+
+// micro is the precision both backends store times at.
+func micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
 // NewOrder is what a merchant asks for.
 type NewOrder struct {
 	OrderID string // 1..64 chars

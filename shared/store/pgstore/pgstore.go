@@ -355,7 +355,7 @@ func (s *Store) RecordObservations(ctx context.Context, obs []store.Observation)
 				continue // not one of ours: zero Change
 			}
 			from := o.Status
-			changed, touched := apply(o, ob, now)
+			changed, touched := store.Apply(o, ob, now)
 			changes[i] = store.Change{Order: *o, Changed: changed, From: from}
 			observed := ob.ObservedAt
 			if observed.IsZero() {
@@ -648,48 +648,6 @@ func (s *Store) ReopenDelivery(ctx context.Context, eventID, endpoint string) (s
 
 // --- helpers; sqlitestore has the same ones (kept apart so that neither
 // backend links the other's driver). ---
-
-// apply moves o by one observation. changed reports a status move; touched
-// reports that o must be written (status moved or a tid was bound).
-func apply(o *store.Order, ob store.Observation, now time.Time) (changed, touched bool) {
-	if o.TID == "" && ob.TID != "" {
-		o.TID = ob.TID // the first trade seen wins
-		touched = true
-	}
-	if store.Advances(o.Status, o.EverPaid, ob.Status) {
-		o.Status = ob.Status
-		changed, touched = true, true
-		// Moving to TRADE_CLOSED keeps the paid fields: a refunded or
-		// closed-after-payment order still shows what was paid.
-		if store.IsPaid(ob.Status) {
-			o.EverPaid = true
-			// Zero fields in a later reading do not erase earlier ones.
-			if ob.Payment != 0 {
-				o.Payment = ob.Payment
-			}
-			if ob.BuyerID != "" {
-				o.BuyerID = ob.BuyerID
-			}
-			if ob.PayType != "" {
-				o.PayType = ob.PayType
-			}
-			switch {
-			case !ob.PaidAt.IsZero():
-				o.PaidAt = trunc(ob.PaidAt)
-			case o.PaidAt.IsZero() && !ob.ObservedAt.IsZero():
-				// A paid order always has a PaidAt; the reading is the best
-				// we know when Youzan gave no pay time.
-				o.PaidAt = trunc(ob.ObservedAt)
-			case o.PaidAt.IsZero():
-				o.PaidAt = now
-			}
-		}
-	}
-	if touched {
-		o.UpdatedAt = now
-	}
-	return changed, touched
-}
 
 func validateNewOrder(o store.NewOrder) error {
 	if n := utf8.RuneCountInString(o.OrderID); n < 1 || n > 64 || !utf8.ValidString(o.OrderID) {

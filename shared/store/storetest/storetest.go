@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Lookups", testLookups},
 		{"Lifecycle", testLifecycle},
 		{"PaidFields", testPaidFields},
+		{"SecondTradePays", testSecondTradePays},
 		{"ConcurrentObservations", testConcurrentObservations},
 		{"ConcurrentObservationsAfterPayment", testConcurrentObservationsAfterPayment},
 		{"ConcurrentBatches", testConcurrentBatches},
@@ -496,18 +497,50 @@ func testPaidFields(t *testing.T, s store.Store) {
 		t.Errorf("stored order %+v\n differs from the Change %+v", stored, o)
 	}
 
-	// Closing keeps what was paid, and the first tid stays bound.
+	// Another trade of the same QR closing (a buyer who scanned and gave
+	// up) must not close the paid order.
 	ch = observe(t, s, store.Observation{QRID: 5, TID: "T-second", Status: store.StatusTradeClosed, ObservedAt: time.Now()})[0]
+	if ch.Changed || ch.Order.Status == store.StatusTradeClosed || ch.Order.TID != "T-first" {
+		t.Fatalf("a close of another trade moved the paid order: %+v", ch)
+	}
+	if _, err := s.OrderByTID(ctx(t), "T-second"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("OrderByTID(second tid) error = %v, want ErrNotFound", err)
+	}
+	// Its own trade closing (a full refund) closes it and keeps what was paid.
+	ch = observe(t, s, store.Observation{QRID: 5, TID: "T-first", Status: store.StatusTradeClosed, ObservedAt: time.Now()})[0]
 	o = ch.Order
 	if !ch.Changed || o.Status != store.StatusTradeClosed || !o.EverPaid || o.Payment != 990 ||
 		o.BuyerID != "buyer-9" || o.PayType != "ALIPAY" || o.PaidAt != us(paidAt) || o.TID != "T-first" {
 		t.Fatalf("after close: %+v", ch)
 	}
-	if _, err := s.OrderByTID(ctx(t), "T-second"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("OrderByTID(second tid) error = %v, want ErrNotFound", err)
-	}
 	if stored := get(t, s, "pf"); stored != o {
 		t.Errorf("stored order %+v\n differs from the Change %+v", stored, o)
+	}
+}
+
+// A second buyer scans the same QR: the first trade is abandoned, the
+// second pays. The order follows the paying trade, and the abandoned one
+// closing later changes nothing.
+func testSecondTradePays(t *testing.T, s store.Store) {
+	create(t, s, "two", 77)
+	observe(t, s, store.Observation{QRID: 77, TID: "T-abandoned", Status: store.StatusWaitBuyerPay, ObservedAt: time.Now()})
+	ch := observe(t, s, store.Observation{QRID: 77, TID: "T-paid", Status: store.StatusTradeSuccess, Payment: 990,
+		BuyerID: "b2", ObservedAt: time.Now()})[0]
+	if !ch.Changed || ch.Order.TID != "T-paid" || ch.Order.Status != store.StatusTradeSuccess || !ch.Order.EverPaid {
+		t.Fatalf("payment of the second trade: %+v", ch)
+	}
+	ch = observe(t, s, store.Observation{QRID: 77, TID: "T-abandoned", Status: store.StatusTradeClosed, ObservedAt: time.Now()})[0]
+	if ch.Changed || ch.Order.Status != store.StatusTradeSuccess || ch.Order.TID != "T-paid" {
+		t.Fatalf("the abandoned trade's close moved the order: %+v", ch)
+	}
+	if o, err := s.OrderByTID(ctx(t), "T-paid"); err != nil || o.OrderID != "two" {
+		t.Errorf("OrderByTID(T-paid) = %+v, %v", o, err)
+	}
+	// A wait on another trade never moves an order either.
+	create(t, s, "three", 78)
+	observe(t, s, store.Observation{QRID: 78, TID: "T-1", Status: store.StatusWaitBuyerPay, ObservedAt: time.Now()})
+	if ch := observe(t, s, store.Observation{QRID: 78, TID: "T-2", Status: store.StatusTradeClosed, ObservedAt: time.Now()})[0]; ch.Changed {
+		t.Errorf("another trade's close closed an unpaid order: %+v", ch)
 	}
 }
 
