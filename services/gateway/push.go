@@ -112,6 +112,9 @@ func (g *Gateway) publishReceipt(ctx context.Context, p webhook.Push, body []byt
 	msg.Data = body
 	msg.Header.Set(events.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set(events.HeaderTID, p.TID)
+	if p.Status != "" {
+		msg.Header.Set(events.HeaderStatus, p.Status)
+	}
 	ack, err := g.deps.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(p.DedupID()))
 	if err != nil {
 		return false, err

@@ -150,7 +150,9 @@ type receipt struct {
 }
 
 func (s *Sweeper) publishReceipt(ctx context.Context, tid string) error {
-	id := "reconcile:" + tid
+	// One receipt per trade per hour: enough to repeat the check if a first
+	// reading lagged, not so many that several replicas flood the stream.
+	id := fmt.Sprintf("reconcile:%s:%d", tid, s.now().Unix()/3600)
 	body, _ := json.Marshal(receipt{Type: events.ReconcileType, ID: tid, MsgID: id})
 	msg := nats.NewMsg(events.WebhookSubject(events.ReconcileType))
 	msg.Data = body
@@ -184,7 +186,11 @@ func (s *Sweeper) expire(ctx context.Context, o store.Order) error {
 	}
 	s.m.Expired.Inc()
 	s.log.Info("unpaid order closed after ORDER_TTL", "order_id", o.OrderID, "qr_id", o.QRID)
-	return s.publishClosed(ctx, c.Order)
+	// The close is stored; a stop signal now must not keep its announcement
+	// from going out.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return s.publishClosed(pctx, c.Order)
 }
 
 // publishClosed announces an expired order's TRADE_CLOSED; its fixed event
@@ -203,27 +209,36 @@ func (s *Sweeper) publishClosed(ctx context.Context, o store.Order) error {
 	return nil
 }
 
-// republishClosed repeats the close event of orders that expired in the
-// last few sweeps and were never paid, covering a crash between closing an
-// order and storing its event. Within JetStream's duplicate window the
-// repeats are dropped by event id; the notifier skips endpoints already told.
+// republishClosed repeats the close event of unpaid orders closed in about
+// the last 30 sweeps, covering a crash between closing an order and storing
+// its event (or a publish that failed). Within JetStream's duplicate window
+// the repeats are dropped by event id, and the notifier skips endpoints
+// already told, so repeating is harmless.
 func (s *Sweeper) republishClosed(ctx context.Context, now time.Time) error {
-	orders, err := s.st.ListOrders(ctx, store.OrderFilter{
+	f := store.OrderFilter{
 		Status:        store.StatusTradeClosed,
-		CreatedAfter:  now.Add(-s.cfg.OrderTTL - 3*s.cfg.Interval),
+		CreatedAfter:  now.Add(-s.cfg.OrderTTL - 30*s.cfg.Interval),
 		CreatedBefore: now.Add(-s.cfg.OrderTTL),
 		Limit:         s.cfg.Batch,
-	})
-	if err != nil {
-		return fmt.Errorf("list closed orders: %w", err)
 	}
-	for _, o := range orders {
-		if o.EverPaid {
-			continue
+	for page := 0; page < 50; page++ {
+		orders, err := s.st.ListOrders(ctx, f)
+		if err != nil {
+			return fmt.Errorf("list closed orders: %w", err)
 		}
-		if err := s.publishClosed(ctx, o); err != nil {
-			return err
+		for _, o := range orders {
+			if o.EverPaid {
+				continue
+			}
+			if err := s.publishClosed(ctx, o); err != nil {
+				return err
+			}
 		}
+		if len(orders) < f.Limit {
+			return nil
+		}
+		last := orders[len(orders)-1]
+		f.AfterCreatedAt, f.AfterOrderID = last.CreatedAt, last.OrderID
 	}
 	return nil
 }

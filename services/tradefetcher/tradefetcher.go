@@ -250,6 +250,13 @@ func readReceipt(m jetstream.Msg) (webhook.Push, error) {
 	return webhook.Parse(m.Data())
 }
 
+// lagging reports whether trade.get returned a status behind the one the
+// push announced (the docs warn the read side lags the push).
+func lagging(it *item) bool {
+	pushed := it.msg.Headers().Get(events.HeaderStatus)
+	return store.Rank(pushed) > 0 && store.Rank(it.trade.Status) > 0 && store.Rank(it.trade.Status) < store.Rank(pushed)
+}
+
 // fetchTrades calls trade.get for every receipt, Workers at a time, and
 // settles the receipts that need no store work.
 func (f *Fetcher) fetchTrades(ctx context.Context, items []*item) {
@@ -299,6 +306,17 @@ func (f *Fetcher) fetchTrades(ctx context.Context, items []*item) {
 			f.m.Receipts.WithLabelValues("not_qr").Inc()
 			_ = it.msg.Ack()
 			it.done = true
+		case lagging(it):
+			// Youzan's read side has not caught up with the push yet.
+			n := consume.Delivered(it.msg)
+			if n <= len(f.cfg.RetrySchedule) {
+				f.m.Receipts.WithLabelValues("lagging").Inc()
+				f.log.Info("trade.get behind the push; will read again", "tid", it.push.TID,
+					"pushed", it.msg.Headers().Get(events.HeaderStatus), "read", it.trade.Status, "delivery", n)
+				_ = it.msg.NakWithDelay(consume.Step(f.cfg.RetrySchedule, n))
+				it.done = true
+			}
+			// Past the schedule, what trade.get says is taken as it is.
 		}
 	}
 }

@@ -40,6 +40,9 @@ const (
 	// HeaderTID carries the verified push's trade id, so the tradefetcher
 	// need not parse the body again.
 	HeaderTID = "Yzpay-Tid"
+	// HeaderStatus carries the status the push announced, so a trade.get
+	// answer that lags behind it is retried rather than taken as final.
+	HeaderStatus = "Yzpay-Status"
 )
 
 // WebhookSubject is where a verified push of pushType is published.

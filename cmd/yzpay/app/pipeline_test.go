@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/sandbox"
 	"github.com/yzpay/yzpay/shared/store"
 )
 
@@ -239,4 +240,31 @@ func TestOutOfOrderPushes(t *testing.T) {
 	if o.Status != "TRADE_SUCCESS" {
 		t.Errorf("order status %s, want TRADE_SUCCESS", o.Status)
 	}
+}
+
+// Youzan's read side lags its pushes: trade.get still says TRADE_PAID when
+// the TRADE_SUCCESS push arrives. The receipt is read again until trade.get
+// catches up, so the merchant still hears TRADE_SUCCESS.
+func TestReadSideLagsThePush(t *testing.T) {
+	m := newMerchant(t, nil)
+	h := start(t, opts{
+		endpoints: []string{m.srv.URL},
+		env:       map[string]string{"FETCH_RETRY_SCHEDULE": "100ms,200ms,400ms,800ms,1s,1s,1s"},
+		sandbox:   sandbox.Config{Knobs: sandbox.Knobs{SuccessDelay: 1500 * time.Millisecond}},
+	})
+	q := h.createQR("order-lag", 400)
+	tr, err := h.app.Sandbox.Pay(context.Background(), q.QRID, sandboxPay("6"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, hdr, err := h.app.Sandbox.BuildPush(tr.TID, "trade_TradeSuccess")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := h.postPush(body, hdr); code != 200 {
+		t.Fatalf("push answered %d %s", code, out)
+	}
+	eventually(t, 20*time.Second, "TRADE_SUCCESS after the read side caught up", func() bool {
+		return len(m.find("order-lag", "TRADE_SUCCESS")) > 0
+	})
 }
