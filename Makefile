@@ -28,8 +28,13 @@ run: build
 
 # Postgres-backed tests need TEST_DATABASE_URL (default: postgres@127.0.0.1:5432);
 # without a Postgres they skip with one line, unless CI is set.
+# The fault tests' ledgers (sent, delivered, missing, duplicates, recovery)
+# are printed after the run: go test shows nothing of a passing package.
+LEDGER := $(CURDIR)/bin/fault-ledger.txt
 test:
-	$(GO) test $(TEST_FLAGS) $(PKGS)
+	@mkdir -p bin && rm -f $(LEDGER)
+	YZPAY_LEDGER_FILE=$(LEDGER) $(GO) test $(TEST_FLAGS) $(PKGS)
+	@if [ -s $(LEDGER) ]; then echo '>> fault-test ledgers'; cat $(LEDGER); fi
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
