@@ -213,7 +213,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "EVENT_ID\tORDER_ID\tSTATUS\tENDPOINT\tSTATE\tATTEMPTS\tLAST_HTTP\tLAST_ERROR")
 		for _, d := range ds {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.EventID, d.OrderID, d.Status, boot.RedactURL(d.Endpoint),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.EventID, d.OrderID, d.Status, config.RedactURL(d.Endpoint),
 				d.State(), d.Attempts, d.LastHTTPStatus, oneLine(d.LastError))
 		}
 		tw.Flush()

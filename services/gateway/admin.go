@@ -3,11 +3,11 @@ package gateway
 import (
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/opshttp"
 	"github.com/yzpay/yzpay/shared/replay"
 	"github.com/yzpay/yzpay/shared/store"
@@ -30,26 +30,11 @@ type deliveryJSON struct {
 
 func toDeliveryJSON(d store.Delivery) deliveryJSON {
 	return deliveryJSON{
-		EventID: d.EventID, Endpoint: redactEndpoint(d.Endpoint), OrderID: d.OrderID, Status: d.Status, State: d.State(),
+		EventID: d.EventID, Endpoint: config.RedactURL(d.Endpoint), OrderID: d.OrderID, Status: d.Status, State: d.State(),
 		Attempts: d.Attempts, LastHTTPStatus: d.LastHTTPStatus, LastError: d.LastError,
 		NextAttemptAt: rfc3339(d.NextAttemptAt), DeliveredAt: rfc3339(d.DeliveredAt),
 		GivenUpAt: rfc3339(d.GivenUpAt), UpdatedAt: rfc3339(d.UpdatedAt),
 	}
-}
-
-// redactEndpoint keeps credentials a merchant put in its PUSH_API URL (user
-// info, a query token) out of API answers; the scheme, host and path are
-// what an operator needs to tell endpoints apart.
-func redactEndpoint(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User = nil
-	if u.RawQuery != "" {
-		u.RawQuery = "…"
-	}
-	return u.String()
 }
 
 func (g *Gateway) adminRoutes(r *httprouter.Router) {

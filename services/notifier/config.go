@@ -35,7 +35,7 @@ func FromEnv(env config.Env, allowNoEndpoints bool) (Config, error) {
 	for _, ep := range cfg.Endpoints {
 		u, err := url.Parse(ep)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return cfg, fmt.Errorf("PUSH_API: every endpoint must be an http(s) URL; %q is not", redact(ep))
+			return cfg, fmt.Errorf("PUSH_API: every endpoint must be an http(s) URL; %q is not", config.RedactURL(ep))
 		}
 	}
 	if cfg.Format != FormatForm && cfg.Format != FormatJSON {
@@ -57,15 +57,4 @@ func FromEnv(env config.Env, allowNoEndpoints bool) (Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-// redact keeps credentials in a URL out of error messages.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
-	}
-	u.User = nil
-	u.RawQuery = ""
-	return u.String()
 }

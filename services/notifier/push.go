@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/events"
 	"github.com/yzpay/yzpay/shared/pushsign"
 	"github.com/yzpay/yzpay/shared/store"
@@ -65,7 +66,7 @@ func (n *Notifier) post(ctx context.Context, ev events.PaymentEvent, endpoint st
 		n.m.Deliveries.WithLabelValues("delivered").Inc()
 		n.m.DeliveryDuration.WithLabelValues("delivered").Observe(elapsed.Seconds())
 		n.log.Info("merchant notified", "event_id", ev.EventID, "order_id", ev.OrderID, "tid", ev.TID,
-			"status", ev.Status, "endpoint", redact(endpoint), "attempt", attempt, "http_status", status)
+			"status", ev.Status, "endpoint", config.RedactURL(endpoint), "attempt", attempt, "http_status", status)
 		return a
 	}
 	a.Error = err.Error()
@@ -74,14 +75,14 @@ func (n *Notifier) post(ctx context.Context, ev events.PaymentEvent, endpoint st
 	if d, ok := n.nextDelay(attempt); ok {
 		a.NextAttemptAt = start.Add(d).UTC()
 		n.log.Warn("merchant push failed; will retry", "event_id", ev.EventID, "order_id", ev.OrderID,
-			"endpoint", redact(endpoint), "attempt", attempt, "retry_in", d.Round(time.Millisecond), "err", a.Error)
+			"endpoint", config.RedactURL(endpoint), "attempt", attempt, "retry_in", d.Round(time.Millisecond), "err", a.Error)
 		return a
 	}
 	a.GiveUp = true
 	n.m.DeliveriesGivenUp.Inc()
 	n.log.Error("merchant push given up after the whole retry schedule; replay with `yzpay deliveries replay`",
 		"event_id", ev.EventID, "order_id", ev.OrderID, "tid", ev.TID, "status", ev.Status,
-		"endpoint", redact(endpoint), "attempts", attempt, "err", a.Error)
+		"endpoint", config.RedactURL(endpoint), "attempts", attempt, "err", a.Error)
 	return a
 }
 

@@ -141,7 +141,7 @@ func OpenStore(ctx context.Context, databaseURL, sqlitePath string) (store.Store
 			s.Close()
 			return nil, "", err
 		}
-		return s, "postgres " + RedactURL(databaseURL), nil
+		return s, "postgres " + config.RedactURL(databaseURL), nil
 	}
 	if sqlitePath == "" {
 		return nil, "", errors.New("DATABASE_URL is required")
@@ -155,21 +155,6 @@ func OpenStore(ctx context.Context, databaseURL, sqlitePath string) (store.Store
 		return nil, "", err
 	}
 	return s, "sqlite " + sqlitePath, nil
-}
-
-// RedactURL drops user info and query from a URL for display.
-func RedactURL(u string) string {
-	if i := strings.Index(u, "://"); i >= 0 {
-		rest := u[i+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			rest = rest[at+1:]
-		}
-		if q := strings.IndexAny(rest, "?#"); q >= 0 {
-			rest = rest[:q]
-		}
-		return u[:i+3] + rest
-	}
-	return "(unparsable URL)"
 }
 
 // YouzanCredentials are the app's credentials.

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,11 +114,6 @@ func Decode(data []byte) (PaymentEvent, error) {
 func (e PaymentEvent) Encode() []byte {
 	b, _ := json.Marshal(e) // cannot fail: plain fields
 	return b
-}
-
-// SubjectToken reports whether s can be one token of a subject.
-func SubjectToken(s string) bool {
-	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n")
 }
 
 // Setup is how long messages and duplicates are kept, and how many replicas.

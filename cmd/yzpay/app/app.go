@@ -196,7 +196,7 @@ func Start(ctx context.Context, o Options) (a *App, err error) {
 	fmt.Fprintf(&b, "  metrics   %s/metrics   health %s/healthz  %s/readyz\n", a.URL, a.URL, a.URL)
 	fmt.Fprintf(&b, "  store     %s\n", storeDesc)
 	fmt.Fprintf(&b, "  broker    %s\n", brokerDesc)
-	fmt.Fprintf(&b, "  merchant  %s (%s)\n", strings.Join(redactAll(ntCfg.Endpoints), "; "), ntCfg.Format)
+	fmt.Fprintf(&b, "  merchant  %s (%s)\n", config.RedactURL(strings.Join(ntCfg.Endpoints, ",")), ntCfg.Format)
 	if sandboxMode {
 		fmt.Fprintf(&b, "  sandbox   Youzan sandbox at %s; pay page %s/wxpay/confirmQr?qr_id=<qr_id>&kdt_id=%s\n", a.URL, a.URL, yz.KdtID)
 		fmt.Fprintf(&b, "            or: curl -X POST %s/sandbox/qrcodes/<qr_id>/pay\n", a.URL)
@@ -230,7 +230,7 @@ func (a *App) connectNATS(ctx context.Context, url, storeDir string, replicas in
 		}
 		a.nc, a.JS = nc, js
 		a.closers = append(a.closers, func() { nc.Close() })
-		return "nats " + boot.RedactURL(url), nil
+		return "nats " + config.RedactURL(url), nil
 	}
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: storeDir})
 	if err != nil {
@@ -260,9 +260,6 @@ func (a *App) Stop() error {
 	<-a.done
 	return a.err
 }
-
-// Done is closed when the app has stopped.
-func (a *App) Done() <-chan struct{} { return a.done }
 
 // Err is why the app stopped (nil for a clean stop).
 func (a *App) Err() error { <-a.done; return a.err }
@@ -302,14 +299,6 @@ func dropName(m config.Missing, name string) error {
 	}
 	if len(out) == 0 {
 		return nil
-	}
-	return out
-}
-
-func redactAll(eps []string) []string {
-	out := make([]string, len(eps))
-	for i, e := range eps {
-		out[i] = boot.RedactURL(e)
 	}
 	return out
 }

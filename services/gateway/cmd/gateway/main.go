@@ -51,7 +51,7 @@ func run(ctx context.Context, env config.Env, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("gateway listening", "addr", ln.Addr().String(), "store", storeDesc, "nats", boot.RedactURL(split.NATSURL),
+	log.Info("gateway listening", "addr", ln.Addr().String(), "store", storeDesc, "nats", config.RedactURL(split.NATSURL),
 		"youzan", yz.BaseURL, "admin_api", cfg.AdminKey != "")
 	return opshttp.Serve(ctx, ln, g.Handler(), 10*time.Second)
 }

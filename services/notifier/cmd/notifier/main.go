@@ -40,7 +40,7 @@ func run(ctx context.Context, env config.Env, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("notifier running", "metrics", ln.Addr().String(), "store", storeDesc, "nats", boot.RedactURL(split.NATSURL),
+	log.Info("notifier running", "metrics", ln.Addr().String(), "store", storeDesc, "nats", config.RedactURL(split.NATSURL),
 		"endpoints", len(cfg.Endpoints), "format", cfg.Format)
 	ops := opshttp.OpsMux(m, log, boot.NATSCheck(nc, js), boot.StoreCheck(st))
 	return boot.Group(ctx, n.Run, func(ctx context.Context) error { return opshttp.Serve(ctx, ln, ops, 5*time.Second) })

@@ -45,7 +45,7 @@ func run(ctx context.Context, env config.Env, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("tradefetcher running", "metrics", ln.Addr().String(), "store", storeDesc, "nats", boot.RedactURL(split.NATSURL))
+	log.Info("tradefetcher running", "metrics", ln.Addr().String(), "store", storeDesc, "nats", config.RedactURL(split.NATSURL))
 	ops := opshttp.OpsMux(m, log, boot.NATSCheck(nc, js), boot.StoreCheck(st))
 	return boot.Group(ctx, f.Run, func(ctx context.Context) error { return opshttp.Serve(ctx, ln, ops, 5*time.Second) })
 }
