@@ -6,15 +6,12 @@ package pgstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -134,11 +131,11 @@ func scanOrder(row scanner, extra ...any) (store.Order, error) {
 // Reserve creates the order or finds it, and hands out the claim to create
 // its QR code. See store.Reservation.
 func (s *Store) Reserve(ctx context.Context, o store.NewOrder, claimFor time.Duration) (store.Reservation, error) {
-	if err := validateNewOrder(o); err != nil {
-		return store.Reservation{}, err
+	if err := o.Validate(); err != nil {
+		return store.Reservation{}, fmt.Errorf("pgstore: %w", err)
 	}
 	now := now()
-	token := newToken()
+	token := store.NewClaimToken()
 	// Claim deadlines are computed and compared on the database clock: they
 	// arbitrate between replicas whose own clocks may disagree.
 	claimMicros := claimFor.Microseconds()
@@ -271,7 +268,7 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]store.Or
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
-	q += " ORDER BY created_at, order_id LIMIT " + arg(clampLimit(f.Limit))
+	q += " ORDER BY created_at, order_id LIMIT " + arg(store.ClampLimit(f.Limit))
 	return s.queryOrders(ctx, "list orders", q, args...)
 }
 
@@ -282,7 +279,7 @@ func (s *Store) UnpaidOrders(ctx context.Context, from, to time.Time, limit int)
 		SELECT `+orderCols+` FROM orders
 		WHERE status = $1 AND qr_id IS NOT NULL AND created_at >= $2 AND created_at < $3
 		ORDER BY created_at, order_id LIMIT $4`,
-		store.StatusWaitBuyerPay, trunc(from), trunc(to), clampLimit(limit))
+		store.StatusWaitBuyerPay, trunc(from), trunc(to), store.ClampLimit(limit))
 }
 
 func (s *Store) queryOrders(ctx context.Context, what, q string, args ...any) ([]store.Order, error) {
@@ -548,7 +545,7 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []store.Attempt) ([
 				event = coalesce(d.event, excluded.event),
 				updated_at = excluded.updated_at
 			RETURNING `+deliveryCols,
-			a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, truncateError(a.Error),
+			a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, store.TruncateError(a.Error),
 			toNull(a.NextAttemptAt), delivered, givenUp, at)
 	}
 	out := make([]store.Delivery, 0, len(attempts))
@@ -606,7 +603,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
-	q += " ORDER BY updated_at, event_id, endpoint LIMIT " + arg(clampLimit(f.Limit))
+	q += " ORDER BY updated_at, event_id, endpoint LIMIT " + arg(store.ClampLimit(f.Limit))
 	return s.queryDeliveries(ctx, "list deliveries", q, args...)
 }
 
@@ -646,47 +643,7 @@ func (s *Store) ReopenDelivery(ctx context.Context, eventID, endpoint string) (s
 	return d, nil
 }
 
-// --- helpers; sqlitestore has the same ones (kept apart so that neither
-// backend links the other's driver). ---
-
-func validateNewOrder(o store.NewOrder) error {
-	if n := utf8.RuneCountInString(o.OrderID); n < 1 || n > 64 || !utf8.ValidString(o.OrderID) {
-		return fmt.Errorf("pgstore: order_id %q: must be 1 to 64 characters of valid UTF-8", o.OrderID)
-	}
-	if o.Price < 0 {
-		return fmt.Errorf("pgstore: order %q: negative price %d", o.OrderID, o.Price)
-	}
-	return nil
-}
-
-// maxErrorLen bounds Delivery.LastError: enough to diagnose, too short to
-// carry a merchant's whole error page.
-const maxErrorLen = 500
-
-// truncateError returns s as valid UTF-8 without NUL bytes (Postgres text
-// rejects both), cut to at most maxErrorLen bytes on a rune boundary.
-func truncateError(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.ReplaceAll(s, "\x00", "")
-	if len(s) <= maxErrorLen {
-		return s
-	}
-	cut := maxErrorLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}
-
-func clampLimit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
-}
+// --- helpers of this backend; the rules both share live in package store. ---
 
 // trunc drops what Postgres cannot keep, so that values read back compare
 // equal to the ones written, on both backends.
@@ -721,12 +678,4 @@ func nullInt(n int64) *int64 {
 		return nil
 	}
 	return &n
-}
-
-// newToken identifies one claim in the database, for operators tracing which
-// attempt held it.
-func newToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return hex.EncodeToString(b[:])
 }

@@ -10,9 +10,7 @@ package sqlitestore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,7 +19,6 @@ import (
 	"runtime"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -160,8 +157,8 @@ func scanOrder(row scanner, extra ...any) (store.Order, error) {
 // Reserve creates the order or finds it, and hands out the claim to create
 // its QR code. See store.Reservation.
 func (s *Store) Reserve(ctx context.Context, o store.NewOrder, claimFor time.Duration) (store.Reservation, error) {
-	if err := validateNewOrder(o); err != nil {
-		return store.Reservation{}, err
+	if err := o.Validate(); err != nil {
+		return store.Reservation{}, fmt.Errorf("sqlitestore: %w", err)
 	}
 	var res store.Reservation
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -169,7 +166,7 @@ func (s *Store) Reserve(ctx context.Context, o store.NewOrder, claimFor time.Dur
 		// times are compared in the order the claims were made.
 		now := now()
 		until := toMicro(now.Add(claimFor))
-		token := newToken()
+		token := store.NewClaimToken()
 		ord, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE order_id = ?`, o.OrderID))
 		if errors.Is(err, sql.ErrNoRows) {
 			ord, err = scanOrder(tx.QueryRowContext(ctx, `
@@ -310,7 +307,7 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]store.Or
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
 	q += " ORDER BY created_at, order_id LIMIT ?"
-	return s.queryOrders(ctx, "list orders", q, append(args, clampLimit(f.Limit))...)
+	return s.queryOrders(ctx, "list orders", q, append(args, store.ClampLimit(f.Limit))...)
 }
 
 // UnpaidOrders lists orders at WAIT_BUYER_PAY with a QR, created in [from, to),
@@ -320,7 +317,7 @@ func (s *Store) UnpaidOrders(ctx context.Context, from, to time.Time, limit int)
 		SELECT `+orderCols+` FROM orders
 		WHERE status = ? AND qr_id IS NOT NULL AND created_at >= ? AND created_at < ?
 		ORDER BY created_at, order_id LIMIT ?`,
-		store.StatusWaitBuyerPay, toMicro(from), toMicro(to), clampLimit(limit))
+		store.StatusWaitBuyerPay, toMicro(from), toMicro(to), store.ClampLimit(limit))
 }
 
 func (s *Store) queryOrders(ctx context.Context, what, q string, args ...any) ([]store.Order, error) {
@@ -520,7 +517,7 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []store.Attempt) ([
 					event = coalesce(d.event, excluded.event),
 					updated_at = excluded.updated_at
 				RETURNING `+deliveryCols,
-				a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, truncateError(a.Error),
+				a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, store.TruncateError(a.Error),
 				toNull(a.NextAttemptAt), delivered, givenUp, toMicro(at)))
 			if err != nil {
 				return err
@@ -584,7 +581,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
 	q += " ORDER BY updated_at, event_id, endpoint LIMIT ?"
-	return s.queryDeliveries(ctx, "list deliveries", q, append(args, clampLimit(f.Limit))...)
+	return s.queryDeliveries(ctx, "list deliveries", q, append(args, store.ClampLimit(f.Limit))...)
 }
 
 func (s *Store) queryDeliveries(ctx context.Context, what, q string, args ...any) ([]store.Delivery, error) {
@@ -651,58 +648,10 @@ func nullString(s string) sql.NullString { return sql.NullString{String: s, Vali
 
 func nullInt(n int64) sql.NullInt64 { return sql.NullInt64{Int64: n, Valid: n != 0} }
 
-// --- helpers; pgstore has the same ones (kept apart so that neither
-// backend links the other's driver). ---
-
-func validateNewOrder(o store.NewOrder) error {
-	if n := utf8.RuneCountInString(o.OrderID); n < 1 || n > 64 || !utf8.ValidString(o.OrderID) {
-		return fmt.Errorf("sqlitestore: order_id %q: must be 1 to 64 characters of valid UTF-8", o.OrderID)
-	}
-	if o.Price < 0 {
-		return fmt.Errorf("sqlitestore: order %q: negative price %d", o.OrderID, o.Price)
-	}
-	return nil
-}
-
-// maxErrorLen bounds Delivery.LastError: enough to diagnose, too short to
-// carry a merchant's whole error page.
-const maxErrorLen = 500
-
-// truncateError returns s as valid UTF-8 without NUL bytes (as Postgres
-// text requires, so both backends store the same), cut to at most maxErrorLen bytes on a rune boundary.
-func truncateError(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.ReplaceAll(s, "\x00", "")
-	if len(s) <= maxErrorLen {
-		return s
-	}
-	cut := maxErrorLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}
-
-func clampLimit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
-}
+// --- helpers of this backend; the rules both share live in package store. ---
 
 // trunc keeps what is stored (microseconds, as on Postgres), so that values
 // read back compare equal to the ones written, on both backends.
 func trunc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 func now() time.Time { return trunc(time.Now()) }
-
-// newToken identifies one claim in the database, for operators tracing which
-// attempt held it.
-func newToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return hex.EncodeToString(b[:])
-}

@@ -1,0 +1,58 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Validate checks what both backends require of a new order.
+func (o NewOrder) Validate() error {
+	if n := utf8.RuneCountInString(o.OrderID); n < 1 || n > 64 || !utf8.ValidString(o.OrderID) {
+		return fmt.Errorf("order_id %q: must be 1 to 64 characters of valid UTF-8", o.OrderID)
+	}
+	if o.Price < 0 {
+		return fmt.Errorf("order %q: negative price %d", o.OrderID, o.Price)
+	}
+	return nil
+}
+
+// MaxErrorLen bounds Delivery.LastError: enough to diagnose, too short to
+// carry a merchant's whole error page.
+const MaxErrorLen = 500
+
+// TruncateError returns s as valid UTF-8 without NUL bytes (Postgres text
+// refuses both) and at most MaxErrorLen bytes, cut on a rune boundary.
+func TruncateError(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "")
+	if len(s) <= MaxErrorLen {
+		return s
+	}
+	cut := MaxErrorLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// ClampLimit applies the listing default (100) and maximum (1000).
+func ClampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}
+
+// NewClaimToken identifies one QR-creation claim in the database, for
+// operators tracing which attempt held it.
+func NewClaimToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
