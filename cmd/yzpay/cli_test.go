@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yzpay/yzpay/shared/store"
-	"github.com/yzpay/yzpay/shared/store/sqlitestore"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/store/sqlite"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -26,7 +26,7 @@ func TestDeliveriesList(t *testing.T) {
 	t.Setenv("DATA_DIR", dir)
 	t.Setenv("DATABASE_URL", "")
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "yzpay.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "yzpay.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestDeliveriesList(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if _, err := st.RecordAttempts(ctx, []store.Attempt{
+	if _, err := st.RecordAttempts(ctx, []domain.Attempt{
 		{EventID: "E1:TRADE_SUCCESS", Endpoint: "https://shop.example/hook?token=s3cret", OrderID: "o-1", Status: "TRADE_SUCCESS",
 			Event: []byte(`{}`), HTTPStatus: 500, Error: "merchant answered HTTP 500", GiveUp: true, At: now},
 		{EventID: "E2:TRADE_SUCCESS", Endpoint: "https://shop.example/hook?token=s3cret", OrderID: "o-2", Status: "TRADE_SUCCESS",

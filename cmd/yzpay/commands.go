@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -17,12 +16,13 @@ import (
 	"time"
 
 	"github.com/yzpay/yzpay/cmd/yzpay/app"
-	"github.com/yzpay/yzpay/shared/boot"
 	"github.com/yzpay/yzpay/shared/config"
-	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/httpapi"
+	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/replay"
-	"github.com/yzpay/yzpay/shared/sandbox"
 	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 func versionString() string { return app.Version }
@@ -37,12 +37,12 @@ func setup(stderr io.Writer) (config.Env, *slog.Logger, bool) {
 		fmt.Fprintln(stderr, "yzpay:", err)
 		return env, nil, false
 	}
-	log, err := boot.Logger(env)
+	lc, err := config.LoadLogging(env)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay:", err)
 		return env, nil, false
 	}
-	return env, log, true
+	return env, lc.Logger(stderr), true
 }
 
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
@@ -118,7 +118,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if !ok {
 		return 2
 	}
-	st, desc, err := boot.OpenStore(ctx, env.Get("DATABASE_URL", ""), filepath.Join(env.Get("DATA_DIR", "./data"), "yzpay.db"))
+	st, desc, err := app.OpenStore(ctx, env)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay migrate:", err)
 		return 1
@@ -163,7 +163,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fmt.Fprintf(stdout, "  export YOUZAN_API_BASE=%s YOUZANYUN_CLIENT_ID=%s YOUZAN_KDT_ID=%s\n", public, c.ClientID, c.KdtID)
 	fmt.Fprintf(stdout, "  (YOUZANYUN_CLIENT_SECRET: set it in the environment to choose it; a generated one is not printed)\n")
 	fmt.Fprintf(stdout, "  pay page: %s/wxpay/confirmQr?qr_id=<qr_id>&kdt_id=%s   or: curl -X POST %s/sandbox/qrcodes/<qr_id>/pay\n", public, c.KdtID, public)
-	if err := opshttp.Serve(ctx, ln, sb, 5*time.Second); err != nil {
+	if err := httpapi.Serve(ctx, ln, sb, 5*time.Second); err != nil {
 		fmt.Fprintln(stderr, "yzpay sandbox:", err)
 		return 1
 	}
@@ -192,7 +192,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if !ok {
 		return 2
 	}
-	st, _, err := boot.OpenStore(ctx, env.Get("DATABASE_URL", ""), filepath.Join(env.Get("DATA_DIR", "./data"), "yzpay.db"))
+	st, _, err := app.OpenStore(ctx, env)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay deliveries:", err)
 		return 1
@@ -200,7 +200,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	defer st.Close()
 	if sub == "list" {
 		switch *state {
-		case "", store.DeliveryPending, store.DeliveryDelivered, store.DeliveryFailed:
+		case "", domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed:
 		default:
 			fmt.Fprintln(stderr, "yzpay deliveries list: --state must be pending, delivered or failed")
 			return 2
@@ -223,13 +223,17 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "yzpay deliveries replay: name EVENT_IDs or --all-failed")
 		return 2
 	}
-	split, err := boot.SplitFromEnv(env)
-	var m config.Missing
-	if errors.As(err, &m) && split.NATSURL == "" {
+	natsURL := env.Get("NATS_URL", "")
+	replicas, err := env.Int("NATS_REPLICAS", 1)
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
+		return 2
+	}
+	if natsURL == "" {
 		fmt.Fprintln(stderr, "yzpay deliveries replay: NATS_URL is required (replays go to the running notifier through JetStream)")
 		return 2
 	}
-	nc, js, err := boot.ConnectNATS(ctx, split.NATSURL, "yzpay-cli", split.Replicas, log)
+	nc, js, err := natsjs.Connect(ctx, natsURL, "yzpay-cli", replicas, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
 		return 1

@@ -26,10 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yzpay/yzpay/services/gateway"
-	"github.com/yzpay/yzpay/services/notifier"
-	"github.com/yzpay/yzpay/services/tradefetcher"
-	"github.com/yzpay/yzpay/shared/boot"
 	"github.com/yzpay/yzpay/shared/config"
 	"gopkg.in/yaml.v3"
 )
@@ -269,14 +265,14 @@ func durationList(ds []time.Duration) string {
 func TestReadmeConfigDefaults(t *testing.T) {
 	doc := readmeConfig(t)
 	want := map[string][]string{
-		"GATEWAY_ADDR":         {gateway.DefaultAddr},
-		"YOUZAN_API_BASE":      {boot.DefaultYouzanBase},
-		"PUSH_FORMAT":          {notifier.FormatForm},
-		"PUSH_RETRY_SCHEDULE":  {durationList(notifier.DefaultRetrySchedule)},
-		"FETCH_RETRY_SCHEDULE": {durationList(tradefetcher.DefaultRetrySchedule)},
-		"METRICS_ADDR":         {tradefetcher.DefaultMetricsAddr, notifier.DefaultMetricsAddr},
-		"ORDER_TTL":            {durationList([]time.Duration{tradefetcher.DefaultOrderTTL})},
-		"RECONCILE_INTERVAL":   {durationList([]time.Duration{tradefetcher.DefaultReconcileInterval})},
+		"GATEWAY_ADDR":         {config.DefaultGatewayAddr},
+		"YOUZAN_API_BASE":      {config.DefaultYouzanBase},
+		"PUSH_FORMAT":          {config.FormatForm},
+		"PUSH_RETRY_SCHEDULE":  {durationList(config.DefaultPushRetrySchedule)},
+		"FETCH_RETRY_SCHEDULE": {durationList(config.DefaultFetchRetrySchedule)},
+		"METRICS_ADDR":         {config.DefaultTradefetcherMetricsAddr, config.DefaultNotifierMetricsAddr},
+		"ORDER_TTL":            {durationList([]time.Duration{config.DefaultOrderTTL})},
+		"RECONCILE_INTERVAL":   {durationList([]time.Duration{config.DefaultReconcileInterval})},
 	}
 	for _, name := range sortedKeys(want) {
 		for _, w := range want[name] {
@@ -358,7 +354,7 @@ func TestReadmeMetrics(t *testing.T) {
 }
 
 // apiErrorCodes collects the error codes the gateway can answer with: the
-// code argument of opshttp.WriteError and badRequest, and the code field of
+// code argument of httpapi.WriteError and badRequest, and the code field of
 // apiError literals.
 func apiErrorCodes(t *testing.T) map[string]string {
 	t.Helper()
@@ -368,7 +364,7 @@ func apiErrorCodes(t *testing.T) map[string]string {
 			codes[s] = rel
 		}
 	}
-	for _, dir := range []string{"services/gateway", "shared/opshttp"} {
+	for _, dir := range []string{"services/gateway", "shared/httpapi"} {
 		goFiles(t, dir, func(rel string, f *ast.File) {
 			ast.Inspect(f, func(n ast.Node) bool {
 				switch x := n.(type) {
@@ -626,23 +622,9 @@ func TestComposeReadmeEnvExample(t *testing.T) {
 // main.go and cmdMigrate).
 func TestComposeServicesAcceptTheirConfiguration(t *testing.T) {
 	starts := map[string]func(config.Env) error{
-		"gateway": func(env config.Env) error {
-			_, cerr := gateway.FromEnv(env, false)
-			_, yerr := boot.YouzanFromEnv(env)
-			_, serr := boot.SplitFromEnv(env)
-			return boot.MergeMissing(cerr, yerr, serr)
-		},
-		"tradefetcher": func(env config.Env) error {
-			_, cerr := tradefetcher.FromEnv(env)
-			_, yerr := boot.YouzanFromEnv(env)
-			_, serr := boot.SplitFromEnv(env)
-			return boot.MergeMissing(cerr, yerr, serr)
-		},
-		"notifier": func(env config.Env) error {
-			_, cerr := notifier.FromEnv(env, false)
-			_, serr := boot.SplitFromEnv(env)
-			return boot.MergeMissing(cerr, serr)
-		},
+		"gateway":      func(env config.Env) error { _, err := config.LoadGateway(env); return err },
+		"tradefetcher": func(env config.Env) error { _, err := config.LoadTradefetcher(env); return err },
+		"notifier":     func(env config.Env) error { _, err := config.LoadNotifier(env); return err },
 		"yzpay migrate": func(env config.Env) error {
 			if env.Get("DATABASE_URL", "") == "" {
 				return errors.New("DATABASE_URL is unset: yzpay migrate would migrate a SQLite file inside its container")
@@ -659,7 +641,7 @@ func TestComposeServicesAcceptTheirConfiguration(t *testing.T) {
 			continue
 		}
 		env := composeEnv(t, s)
-		if _, err := boot.Logger(env); err != nil {
+		if _, err := config.LoadLogging(env); err != nil {
 			t.Errorf("service %s: %v", name, err)
 		}
 		check, ok := starts[s.binary()]
@@ -809,9 +791,9 @@ func addrPort(t *testing.T, addr string) string {
 func listenPorts(t *testing.T, c composeFile) map[string]string {
 	t.Helper()
 	defaults := map[string]struct{ env, def string }{
-		"gateway":      {"GATEWAY_ADDR", gateway.DefaultAddr},
-		"tradefetcher": {"METRICS_ADDR", tradefetcher.DefaultMetricsAddr},
-		"notifier":     {"METRICS_ADDR", notifier.DefaultMetricsAddr},
+		"gateway":      {"GATEWAY_ADDR", config.DefaultGatewayAddr},
+		"tradefetcher": {"METRICS_ADDR", config.DefaultTradefetcherMetricsAddr},
+		"notifier":     {"METRICS_ADDR", config.DefaultNotifierMetricsAddr},
 	}
 	out := map[string]string{}
 	for _, name := range sortedKeys(c.Services) {
@@ -832,8 +814,8 @@ func TestComposePorts(t *testing.T) {
 	c := loadCompose(t)
 	ports := listenPorts(t, c)
 	gw := findService(t, c, "gateway", func(s composeService) bool { return s.ours() && s.binary() == "gateway" })
-	if ports[gw] != addrPort(t, gateway.DefaultAddr) {
-		t.Errorf("gateway listens on %s, not the code's default %s", ports[gw], gateway.DefaultAddr)
+	if ports[gw] != addrPort(t, config.DefaultGatewayAddr) {
+		t.Errorf("gateway listens on %s, not the code's default %s", ports[gw], config.DefaultGatewayAddr)
 	}
 	published := false
 	for _, p := range c.Services[gw].Ports {
@@ -940,7 +922,7 @@ func TestDeployPrometheusScrapesEveryService(t *testing.T) {
 
 func TestDeployNginxProxiesToGateway(t *testing.T) {
 	conf := readRepoFile(t, "deploy/nginx.conf")
-	gwPort := addrPort(t, gateway.DefaultAddr)
+	gwPort := addrPort(t, config.DefaultGatewayAddr)
 	servers := regexp.MustCompile(`(?m)^\s*server\s+([^\s;{]+)\s*;`).FindAllStringSubmatch(conf, -1)
 	if len(servers) == 0 {
 		t.Fatal("deploy/nginx.conf has no upstream server")

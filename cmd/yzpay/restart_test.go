@@ -17,10 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yzpay/yzpay/shared/pushsign"
-	"github.com/yzpay/yzpay/shared/sandbox"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/merchant"
 	"github.com/yzpay/yzpay/shared/store"
-	"github.com/yzpay/yzpay/shared/store/sqlitestore"
+	"github.com/yzpay/yzpay/shared/store/sqlite"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 // `yzpay serve` killed with SIGKILL while payments are in flight comes back
@@ -53,7 +54,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		p, err := pushsign.FromRequest(r)
+		p, err := merchant.FromRequest(r)
 		if err != nil || !p.Verify("kill9-secret") {
 			w.WriteHeader(http.StatusBadRequest)
 			return
@@ -127,7 +128,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 	st := openStoreWhenReady(t, filepath.Join(dir, "data", "yzpay.db"))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ds, err := st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryPending, Limit: 1000})
+		ds, err := st.ListDeliveries(ctx, store.DeliveryFilter{State: domain.DeliveryPending, Limit: 1000})
 		if err == nil && len(ds) >= n/2 {
 			break
 		}
@@ -161,9 +162,9 @@ func TestServeSurvivesKill9(t *testing.T) {
 }
 
 // openStoreWhenReady opens the running server's SQLite file for reading.
-func openStoreWhenReady(t *testing.T, path string) *sqlitestore.Store {
+func openStoreWhenReady(t *testing.T, path string) *sqlite.Store {
 	t.Helper()
-	st, err := sqlitestore.Open(context.Background(), path)
+	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yzpay/yzpay/shared/pushsign"
+	"github.com/yzpay/yzpay/shared/merchant"
 )
 
 // verifyYzpayPush reports whether the fields of a yzpay push (r.PostForm
@@ -115,13 +115,13 @@ type vector struct {
 	want   bool
 }
 
-func signedForm(f pushsign.Fields, uuid, secret string) url.Values {
-	return pushsign.New(f, uuid, secret).Form()
+func signedForm(f merchant.Fields, uuid, secret string) url.Values {
+	return merchant.New(f, uuid, secret).Form()
 }
 
 func vectors() []vector {
 	const secret = "example_self_secret"
-	golden := pushsign.Fields{
+	golden := merchant.Fields{
 		Time: "1517457474", TradeNo: "E20180201105656001353613-6377801", OrderID: "1515174485676262",
 		Payment: 10, Status: "TRADE_SUCCESS",
 	}
@@ -130,7 +130,7 @@ func vectors() []vector {
 		f.Set(key, value)
 		return f
 	}
-	wait := pushsign.Fields{Time: "1795661298", TradeNo: "E20261126104817023201920-8286058", OrderID: "shop:2026.11-A_7",
+	wait := merchant.Fields{Time: "1795661298", TradeNo: "E20261126104817023201920-8286058", OrderID: "shop:2026.11-A_7",
 		Payment: 0, Status: "WAIT_BUYER_PAY"}
 	noSign := signedForm(golden, "", secret)
 	noSign.Del("sign")
@@ -149,7 +149,7 @@ func vectors() []vector {
 }
 
 func TestSnippetGoVerifies(t *testing.T) {
-	if got := signedForm(pushsign.Fields{Time: "1517457474", TradeNo: "E20180201105656001353613-6377801",
+	if got := signedForm(merchant.Fields{Time: "1517457474", TradeNo: "E20180201105656001353613-6377801",
 		OrderID: "1515174485676262", Payment: 10, Status: "TRADE_SUCCESS"}, "", "example_self_secret").Get("sign"); got != "eb073182435cd0820b0d2f0627aa8777" {
 		t.Fatalf("yzpay signs the golden vector as %s", got)
 	}

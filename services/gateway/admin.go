@@ -8,7 +8,8 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/yzpay/yzpay/shared/config"
-	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/replay"
 	"github.com/yzpay/yzpay/shared/store"
 )
@@ -28,7 +29,7 @@ type deliveryJSON struct {
 	UpdatedAt      string `json:"updated_at"`
 }
 
-func toDeliveryJSON(d store.Delivery) deliveryJSON {
+func toDeliveryJSON(d domain.Delivery) deliveryJSON {
 	return deliveryJSON{
 		EventID: d.EventID, Endpoint: config.RedactURL(d.Endpoint), OrderID: d.OrderID, Status: d.Status, State: d.State(),
 		Attempts: d.Attempts, LastHTTPStatus: d.LastHTTPStatus, LastError: d.LastError,
@@ -49,16 +50,16 @@ func (g *Gateway) listDeliveries(w http.ResponseWriter, r *http.Request, _ httpr
 	q := r.URL.Query()
 	state := q.Get("state")
 	switch state {
-	case "", store.DeliveryPending, store.DeliveryDelivered, store.DeliveryFailed:
+	case "", domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed:
 	default:
-		opshttp.WriteError(w, g.m, http.StatusBadRequest, "invalid_state", "state must be pending, delivered or failed")
+		httpapi.WriteError(w, g.m, http.StatusBadRequest, "invalid_state", "state must be pending, delivered or failed")
 		return
 	}
 	limit := 100
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
-			opshttp.WriteError(w, g.m, http.StatusBadRequest, "invalid_limit", "limit must be 1 to 1000")
+			httpapi.WriteError(w, g.m, http.StatusBadRequest, "invalid_limit", "limit must be 1 to 1000")
 			return
 		}
 		limit = n
@@ -72,18 +73,18 @@ func (g *Gateway) listDeliveries(w http.ResponseWriter, r *http.Request, _ httpr
 	for _, d := range ds {
 		out = append(out, toDeliveryJSON(d))
 	}
-	opshttp.WriteJSON(w, http.StatusOK, map[string]any{"deliveries": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"deliveries": out})
 }
 
 func (g *Gateway) replayDelivery(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	if g.deps.Replayer == nil {
-		opshttp.WriteError(w, g.m, http.StatusNotImplemented, "replay_unavailable", "replay is not wired in this process")
+		httpapi.WriteError(w, g.m, http.StatusNotImplemented, "replay_unavailable", "replay is not wired in this process")
 		return
 	}
 	eventID := ps.ByName("event_id")
 	ds, err := g.deps.Replayer.Replay(r.Context(), eventID, r.URL.Query().Get("endpoint"))
 	if errors.Is(err, replay.ErrNothingToReplay) {
-		opshttp.WriteError(w, g.m, http.StatusNotFound, "delivery_not_found", "no delivery recorded for that event (and endpoint)")
+		httpapi.WriteError(w, g.m, http.StatusNotFound, "delivery_not_found", "no delivery recorded for that event (and endpoint)")
 		return
 	}
 	if err != nil {
@@ -95,5 +96,5 @@ func (g *Gateway) replayDelivery(w http.ResponseWriter, r *http.Request, ps http
 	for _, d := range ds {
 		out = append(out, toDeliveryJSON(d))
 	}
-	opshttp.WriteJSON(w, http.StatusAccepted, map[string]any{"replayed": out})
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"replayed": out})
 }

@@ -15,8 +15,10 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/metrics"
-	"github.com/yzpay/yzpay/shared/opshttp"
 	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/youzan"
 )
@@ -24,28 +26,6 @@ import (
 // QRCreator creates Youzan QR codes; *youzan.Client implements it.
 type QRCreator interface {
 	CreateQRCode(ctx context.Context, name string, priceFen int64) (youzan.QRCode, error)
-}
-
-// Config is the gateway's own configuration.
-type Config struct {
-	// APIKey guards /api/payment/*; "" leaves it open (sandbox mode only;
-	// the caller decides and logs the warning).
-	APIKey string
-	// AdminKey guards /api/admin/*; "" switches the admin API off.
-	AdminKey string
-	// ClientID and ClientSecret verify Youzan push signatures.
-	ClientID     string
-	ClientSecret string
-	// ClaimFor bounds how long one replica may hold the right to create an
-	// order's QR before another may try (a crash in the middle).
-	ClaimFor time.Duration
-	// PublishTimeout bounds the wait for JetStream's PubAck; Youzan gives a
-	// push receiver 5 s in all.
-	PublishTimeout time.Duration
-	// MaxConcurrentPushes bounds the pushes being stored at once; beyond it
-	// the gateway answers 503 at once (Youzan re-pushes later) instead of
-	// queueing without limit under overload. Default 512.
-	MaxConcurrentPushes int
 }
 
 // Deps are the gateway's collaborators.
@@ -56,19 +36,19 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	// Checks feed /readyz.
-	Checks []opshttp.Check
+	Checks []httpapi.Check
 	// Replayer, when set, serves the admin replay endpoint.
 	Replayer Replayer
 }
 
 // Replayer re-sends one event's delivery through the notifier.
 type Replayer interface {
-	Replay(ctx context.Context, eventID, endpoint string) ([]store.Delivery, error)
+	Replay(ctx context.Context, eventID, endpoint string) ([]domain.Delivery, error)
 }
 
 // Gateway serves the HTTP API.
 type Gateway struct {
-	cfg    Config
+	cfg    config.Gateway
 	deps   Deps
 	log    *slog.Logger
 	m      *metrics.Metrics
@@ -76,11 +56,11 @@ type Gateway struct {
 }
 
 // New checks the configuration and builds the gateway.
-func New(cfg Config, deps Deps) (*Gateway, error) {
+func New(cfg config.Gateway, deps Deps) (*Gateway, error) {
 	if deps.Store == nil || deps.JS == nil || deps.Youzan == nil || deps.Metrics == nil {
 		return nil, errors.New("gateway: Store, JS, Youzan and Metrics are required")
 	}
-	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+	if cfg.Youzan.ClientID == "" || cfg.Youzan.ClientSecret == "" {
 		return nil, errors.New("gateway: Youzan client id and secret are required to verify pushes")
 	}
 	if cfg.ClaimFor <= 0 {
@@ -104,10 +84,10 @@ func (g *Gateway) Handler() http.Handler {
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		opshttp.WriteError(w, g.m, http.StatusNotFound, "not_found", "no such route")
+		httpapi.WriteError(w, g.m, http.StatusNotFound, "not_found", "no such route")
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		opshttp.WriteError(w, g.m, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
+		httpapi.WriteError(w, g.m, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
 	})
 	r.PanicHandler = nil // Instrument recovers and logs
 
@@ -116,12 +96,12 @@ func (g *Gateway) Handler() http.Handler {
 	r.POST("/api/status", g.receivePush)
 	g.adminRoutes(r)
 
-	hz, rz := opshttp.Health(g.deps.Checks...)
+	hz, rz := httpapi.Health(g.deps.Checks...)
 	r.Handler(http.MethodGet, "/healthz", hz)
 	r.Handler(http.MethodGet, "/readyz", rz)
 	r.Handler(http.MethodGet, "/metrics", g.m.Handler())
 
-	return opshttp.Instrument(r, g.m, g.log, func(req *http.Request) string {
+	return httpapi.Instrument(r, g.m, g.log, func(req *http.Request) string {
 		if h, ps, _ := r.Lookup(req.Method, req.URL.Path); h != nil {
 			route := req.URL.Path
 			if v := ps.ByName("order_id"); v != "" {
@@ -144,7 +124,7 @@ func (g *Gateway) auth(key string, h httprouter.Handle) httprouter.Handle {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(key)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="yzpay"`)
-				opshttp.WriteError(w, g.m, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer key")
+				httpapi.WriteError(w, g.m, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer key")
 				return
 			}
 		}

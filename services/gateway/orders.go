@@ -14,9 +14,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
-	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/qrimage"
-	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/youzan"
 )
 
@@ -48,41 +48,41 @@ func badRequest(code, msg string) *apiError {
 	return &apiError{status: http.StatusBadRequest, code: code, message: msg}
 }
 
-func parseOrderRequest(w http.ResponseWriter, r *http.Request) (store.NewOrder, *apiError) {
+func parseOrderRequest(w http.ResponseWriter, r *http.Request) (domain.NewOrder, *apiError) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOrderBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return store.NewOrder{}, &apiError{http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds 64 KiB"}
+			return domain.NewOrder{}, &apiError{http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds 64 KiB"}
 		}
-		return store.NewOrder{}, badRequest("bad_body", "could not read request body")
+		return domain.NewOrder{}, badRequest("bad_body", "could not read request body")
 	}
 	var req orderRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
-		return store.NewOrder{}, badRequest("malformed_json", "request body must be a JSON object")
+		return domain.NewOrder{}, badRequest("malformed_json", "request body must be a JSON object")
 	}
 	if dec.More() {
-		return store.NewOrder{}, badRequest("malformed_json", "request body must be a single JSON object")
+		return domain.NewOrder{}, badRequest("malformed_json", "request body must be a single JSON object")
 	}
 	if req.Name == nil {
-		return store.NewOrder{}, badRequest("invalid_name", "name is required")
+		return domain.NewOrder{}, badRequest("invalid_name", "name is required")
 	}
 	name := strings.TrimSpace(*req.Name)
 	if n := utf8.RuneCountInString(name); n < 1 || n > maxNameLen {
-		return store.NewOrder{}, badRequest("invalid_name", "name must be 1 to 100 characters after trimming")
+		return domain.NewOrder{}, badRequest("invalid_name", "name must be 1 to 100 characters after trimming")
 	}
 	if req.Price == nil {
-		return store.NewOrder{}, badRequest("invalid_price", "price is required (integer fen)")
+		return domain.NewOrder{}, badRequest("invalid_price", "price is required (integer fen)")
 	}
 	price, err := parsePrice(*req.Price)
 	if err != nil {
-		return store.NewOrder{}, badRequest("invalid_price", "price must be a JSON integer number of fen from 1 to 10000000")
+		return domain.NewOrder{}, badRequest("invalid_price", "price must be a JSON integer number of fen from 1 to 10000000")
 	}
 	if req.OrderID == nil || !orderIDPattern.MatchString(*req.OrderID) {
-		return store.NewOrder{}, badRequest("invalid_order_id", "order_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+		return domain.NewOrder{}, badRequest("invalid_order_id", "order_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
 	}
-	return store.NewOrder{OrderID: *req.OrderID, Name: name, Price: price}, nil
+	return domain.NewOrder{OrderID: *req.OrderID, Name: name, Price: price}, nil
 }
 
 func parsePrice(raw json.RawMessage) (int64, error) {
@@ -113,7 +113,7 @@ type qrResponse struct {
 func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	req, aerr := parseOrderRequest(w, r)
 	if aerr != nil {
-		opshttp.WriteError(w, g.m, aerr.status, aerr.code, aerr.message)
+		httpapi.WriteError(w, g.m, aerr.status, aerr.code, aerr.message)
 		return
 	}
 	o, err := g.ensureQR(r.Context(), req)
@@ -124,10 +124,10 @@ func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprou
 	img, err := qrimage.PNGDataURI(o.QRURL)
 	if err != nil {
 		g.log.Error("render QR image", "order_id", o.OrderID, "qr_id", o.QRID, "err", err)
-		opshttp.WriteError(w, g.m, http.StatusInternalServerError, "qr_render_failed", "could not render the QR image")
+		httpapi.WriteError(w, g.m, http.StatusInternalServerError, "qr_render_failed", "could not render the QR image")
 		return
 	}
-	opshttp.WriteJSON(w, http.StatusOK, qrResponse{
+	httpapi.WriteJSON(w, http.StatusOK, qrResponse{
 		QRID: o.QRID, QRURL: o.QRURL, QRCode: img, OrderID: o.OrderID, Price: o.Price, Status: o.Status,
 	})
 }
@@ -136,14 +136,14 @@ func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprou
 // the claim calls Youzan, so concurrent requests for one order_id make one QR;
 // the others wait for it. If the holder crashes, its claim lapses and the next
 // request completes the order.
-func (g *Gateway) ensureQR(ctx context.Context, req store.NewOrder) (store.Order, error) {
+func (g *Gateway) ensureQR(ctx context.Context, req domain.NewOrder) (domain.Order, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	wait := 20 * time.Millisecond
 	for {
 		res, err := g.deps.Store.Reserve(ctx, req, g.cfg.ClaimFor)
 		if err != nil {
-			return store.Order{}, err
+			return domain.Order{}, err
 		}
 		if res.Order.QRID != 0 {
 			return res.Order, nil
@@ -158,11 +158,11 @@ func (g *Gateway) ensureQR(ctx context.Context, req store.NewOrder) (store.Order
 					g.log.Warn("could not release QR claim; it lapses by itself", "order_id", req.OrderID, "err", rerr)
 				}
 				cancel()
-				return store.Order{}, err
+				return domain.Order{}, err
 			}
-			o, err := g.deps.Store.AttachQR(ctx, req.OrderID, store.QRCode{ID: qr.ID, URL: qr.URL})
+			o, err := g.deps.Store.AttachQR(ctx, req.OrderID, domain.QRCode{ID: qr.ID, URL: qr.URL})
 			if err != nil {
-				return store.Order{}, fmt.Errorf("attach qr %d: %w", qr.ID, err)
+				return domain.Order{}, fmt.Errorf("attach qr %d: %w", qr.ID, err)
 			}
 			g.log.Info("order created", "order_id", o.OrderID, "qr_id", o.QRID, "price", o.Price)
 			return o, nil
@@ -172,7 +172,7 @@ func (g *Gateway) ensureQR(ctx context.Context, req store.NewOrder) (store.Order
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return store.Order{}, ctx.Err()
+			return domain.Order{}, ctx.Err()
 		case <-t.C:
 		}
 		wait = min(wait*2, 500*time.Millisecond)
@@ -183,22 +183,22 @@ func (g *Gateway) ensureQR(ctx context.Context, req store.NewOrder) (store.Order
 func (g *Gateway) writeErr(w http.ResponseWriter, r *http.Request, err error, attrs ...any) {
 	var ye *youzan.Error
 	switch {
-	case errors.Is(err, store.ErrConflict):
-		opshttp.WriteError(w, g.m, http.StatusConflict, "order_conflict", "order_id exists with a different name or price")
-	case errors.Is(err, store.ErrNotFound):
-		opshttp.WriteError(w, g.m, http.StatusNotFound, "order_not_found", "no such order")
+	case errors.Is(err, domain.ErrConflict):
+		httpapi.WriteError(w, g.m, http.StatusConflict, "order_conflict", "order_id exists with a different name or price")
+	case errors.Is(err, domain.ErrNotFound):
+		httpapi.WriteError(w, g.m, http.StatusNotFound, "order_not_found", "no such order")
 	case errors.As(err, &ye):
-		g.log.Warn("youzan call failed", append(attrs, "err", err, "request_id", opshttp.RequestID(r.Context()))...)
+		g.log.Warn("youzan call failed", append(attrs, "err", err, "request_id", httpapi.RequestID(r.Context()))...)
 		if ye.Retryable() {
-			opshttp.WriteError(w, g.m, http.StatusBadGateway, "youzan_unavailable", "Youzan did not answer in time or is rate limiting; retry the same request")
+			httpapi.WriteError(w, g.m, http.StatusBadGateway, "youzan_unavailable", "Youzan did not answer in time or is rate limiting; retry the same request")
 			return
 		}
-		opshttp.WriteError(w, g.m, http.StatusBadGateway, "youzan_error", "Youzan refused the request: "+ye.Message)
+		httpapi.WriteError(w, g.m, http.StatusBadGateway, "youzan_error", "Youzan refused the request: "+ye.Message)
 	case errors.Is(err, context.DeadlineExceeded):
-		opshttp.WriteError(w, g.m, http.StatusServiceUnavailable, "timeout", "timed out; retry the same request")
+		httpapi.WriteError(w, g.m, http.StatusServiceUnavailable, "timeout", "timed out; retry the same request")
 	default:
-		g.log.Error("request failed", append(attrs, "err", err, "request_id", opshttp.RequestID(r.Context()))...)
-		opshttp.WriteError(w, g.m, http.StatusServiceUnavailable, "unavailable", "a backend is unavailable; retry the same request")
+		g.log.Error("request failed", append(attrs, "err", err, "request_id", httpapi.RequestID(r.Context()))...)
+		httpapi.WriteError(w, g.m, http.StatusServiceUnavailable, "unavailable", "a backend is unavailable; retry the same request")
 	}
 }
 
@@ -225,7 +225,7 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func toOrderResponse(o store.Order) orderResponse {
+func toOrderResponse(o domain.Order) orderResponse {
 	return orderResponse{
 		OrderID: o.OrderID, Name: o.Name, Price: o.Price, Status: o.Status, QRID: o.QRID, QRURL: o.QRURL,
 		TID: o.TID, Payment: o.Payment, UUID: o.BuyerID, PayType: o.PayType,
@@ -236,7 +236,7 @@ func toOrderResponse(o store.Order) orderResponse {
 func (g *Gateway) getOrder(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	id := ps.ByName("order_id")
 	if !orderIDPattern.MatchString(id) {
-		opshttp.WriteError(w, g.m, http.StatusBadRequest, "invalid_order_id", "order_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+		httpapi.WriteError(w, g.m, http.StatusBadRequest, "invalid_order_id", "order_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
 		return
 	}
 	o, err := g.deps.Store.OrderByID(r.Context(), id)
@@ -244,5 +244,5 @@ func (g *Gateway) getOrder(w http.ResponseWriter, r *http.Request, ps httprouter
 		g.writeErr(w, r, err, "order_id", id)
 		return
 	}
-	opshttp.WriteJSON(w, http.StatusOK, toOrderResponse(o))
+	httpapi.WriteJSON(w, http.StatusOK, toOrderResponse(o))
 }

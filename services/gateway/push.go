@@ -10,9 +10,9 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/yzpay/yzpay/shared/events"
-	"github.com/yzpay/yzpay/shared/opshttp"
-	"github.com/yzpay/yzpay/shared/webhook"
+	"github.com/yzpay/yzpay/shared/httpapi"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/youzan/push"
 )
 
 const maxPushBody = 1 << 20
@@ -45,7 +45,7 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 	default:
 		g.m.PushesReceived.WithLabelValues("unknown", "busy").Inc()
 		w.Header().Set("Retry-After", "5")
-		opshttp.WriteError(w, g.m, http.StatusServiceUnavailable, "busy", "too many pushes in flight; retry later")
+		httpapi.WriteError(w, g.m, http.StatusServiceUnavailable, "busy", "too many pushes in flight; retry later")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPushBody))
@@ -53,23 +53,23 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			g.m.PushesReceived.WithLabelValues("unknown", "too_large").Inc()
-			opshttp.WriteError(w, g.m, http.StatusRequestEntityTooLarge, "body_too_large", "push body exceeds 1 MiB")
+			httpapi.WriteError(w, g.m, http.StatusRequestEntityTooLarge, "body_too_large", "push body exceeds 1 MiB")
 			return
 		}
 		g.m.PushesReceived.WithLabelValues("unknown", "unreadable").Inc()
-		opshttp.WriteError(w, g.m, http.StatusBadRequest, "bad_body", "could not read push body")
+		httpapi.WriteError(w, g.m, http.StatusBadRequest, "bad_body", "could not read push body")
 		return
 	}
-	p, err := webhook.Verify(body, r.Header, g.cfg.ClientID, g.cfg.ClientSecret)
+	p, err := push.Verify(body, r.Header, g.cfg.Youzan.ClientID, g.cfg.Youzan.ClientSecret)
 	switch {
-	case errors.Is(err, webhook.ErrBadSignature):
+	case errors.Is(err, push.ErrBadSignature):
 		g.m.PushesReceived.WithLabelValues(typeLabel(p.Type), "bad_signature").Inc()
 		g.log.Warn("push with a bad signature refused", "type", p.Type, "tid", p.TID, "remote", r.RemoteAddr)
-		opshttp.WriteError(w, g.m, http.StatusUnauthorized, "bad_signature", "push signature does not verify")
+		httpapi.WriteError(w, g.m, http.StatusUnauthorized, "bad_signature", "push signature does not verify")
 		return
 	case err != nil:
 		g.m.PushesReceived.WithLabelValues("unknown", "malformed").Inc()
-		opshttp.WriteError(w, g.m, http.StatusBadRequest, "malformed_push", "push body is not a Youzan message")
+		httpapi.WriteError(w, g.m, http.StatusBadRequest, "malformed_push", "push body is not a Youzan message")
 		return
 	}
 	if p.Test {
@@ -85,14 +85,14 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	if p.TID == "" {
 		g.m.PushesReceived.WithLabelValues(p.Type, "malformed").Inc()
-		opshttp.WriteError(w, g.m, http.StatusBadRequest, "malformed_push", "trade push without an id")
+		httpapi.WriteError(w, g.m, http.StatusBadRequest, "malformed_push", "trade push without an id")
 		return
 	}
 	dup, err := g.publishReceipt(r.Context(), p, body, received)
 	if err != nil {
 		g.m.PushesReceived.WithLabelValues(p.Type, "unavailable").Inc()
 		g.log.Error("could not store push receipt; Youzan will retry", "type", p.Type, "tid", p.TID, "err", err)
-		opshttp.WriteError(w, g.m, http.StatusServiceUnavailable, "broker_unavailable", "receipt could not be stored; retry later")
+		httpapi.WriteError(w, g.m, http.StatusServiceUnavailable, "broker_unavailable", "receipt could not be stored; retry later")
 		return
 	}
 	result := "accepted"
@@ -105,15 +105,15 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 
 // publishReceipt stores the verified raw body in JetStream and waits for the
 // PubAck. The dedup id makes Youzan's re-pushes of one message a no-op.
-func (g *Gateway) publishReceipt(ctx context.Context, p webhook.Push, body []byte, received time.Time) (duplicate bool, err error) {
+func (g *Gateway) publishReceipt(ctx context.Context, p push.Push, body []byte, received time.Time) (duplicate bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
 	defer cancel()
-	msg := nats.NewMsg(events.WebhookSubject(p.Type))
+	msg := nats.NewMsg(natsjs.WebhookSubject(p.Type))
 	msg.Data = body
-	msg.Header.Set(events.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
-	msg.Header.Set(events.HeaderTID, p.TID)
+	msg.Header.Set(natsjs.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(natsjs.HeaderTID, p.TID)
 	if p.Status != "" {
-		msg.Header.Set(events.HeaderStatus, p.Status)
+		msg.Header.Set(natsjs.HeaderStatus, p.Status)
 	}
 	ack, err := g.deps.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(p.DedupID()))
 	if err != nil {

@@ -17,43 +17,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/yzpay/yzpay/shared/consume"
-	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/metrics"
+	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/store"
 )
-
-// Format of the push body.
-const (
-	FormatForm = "form"
-	FormatJSON = "json"
-)
-
-// DefaultRetrySchedule is PUSH_RETRY_SCHEDULE's default.
-var DefaultRetrySchedule = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
-	30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 12 * time.Hour}
-
-// Config tunes delivery.
-type Config struct {
-	Endpoints []string // PUSH_API
-	Secret    string   // SELF_SECRET
-	Format    string   // form (default) or json
-	// RetrySchedule: delays between attempts to one endpoint; after
-	// len(RetrySchedule)+1 failed attempts the endpoint is given up.
-	RetrySchedule []time.Duration
-	// Statuses, if not empty, limits which statuses are pushed.
-	Statuses map[string]bool
-	Timeout  time.Duration // per POST; default 10s
-	Jitter   float64       // fraction of each delay added at random; default 0.1
-	Batch    int           // default 64
-	Workers  int           // events delivered at once; default 32
-	Grace    time.Duration // default 15s
-	// AckWait: how long an event held by a worker that died stays
-	// invisible; 0 = 60s (tests shorten it).
-	AckWait time.Duration
-	// StoreRetry is the redelivery delay when the store fails.
-	StoreRetry time.Duration
-}
 
 // Deps are the notifier's collaborators.
 type Deps struct {
@@ -67,7 +36,7 @@ type Deps struct {
 
 // Notifier is the worker.
 type Notifier struct {
-	cfg    Config
+	cfg    config.Notifier
 	deps   Deps
 	log    *slog.Logger
 	m      *metrics.Metrics
@@ -89,7 +58,7 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 }
 
 // New checks the configuration.
-func New(cfg Config, deps Deps) (*Notifier, error) {
+func New(cfg config.Notifier, deps Deps) (*Notifier, error) {
 	if deps.Store == nil || deps.JS == nil || deps.Metrics == nil {
 		return nil, errors.New("notifier: Store, JS and Metrics are required")
 	}
@@ -101,13 +70,13 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 	}
 	switch cfg.Format {
 	case "":
-		cfg.Format = FormatForm
-	case FormatForm, FormatJSON:
+		cfg.Format = config.FormatForm
+	case config.FormatForm, config.FormatJSON:
 	default:
 		return nil, errors.New("notifier: PUSH_FORMAT must be form or json")
 	}
 	if len(cfg.RetrySchedule) == 0 {
-		cfg.RetrySchedule = DefaultRetrySchedule
+		cfg.RetrySchedule = config.DefaultPushRetrySchedule
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -141,24 +110,24 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 
 // Run consumes events until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
-	ccfg := events.NotifierConsumer(n.cfg.AckWait)
-	cons, err := consume.Setup(ctx, n.deps.JS, events.PaymentStream, ccfg)
+	ccfg := natsjs.NotifierConsumer(n.cfg.AckWait)
+	cons, err := natsjs.EnsureConsumer(ctx, n.deps.JS, natsjs.PaymentStream, ccfg)
 	if err != nil {
 		return err
 	}
-	return consume.Run(ctx, cons, n.handle, consume.Options{
+	return natsjs.Consume(ctx, cons, n.handle, natsjs.ConsumeOptions{
 		Batch:        n.cfg.Batch,
 		AckWait:      ccfg.AckWait,
-		OnRedelivery: func() { n.m.Redeliveries.WithLabelValues(events.NotifierDurable).Inc() },
+		OnRedelivery: func() { n.m.Redeliveries.WithLabelValues(natsjs.NotifierDurable).Inc() },
 		Logger:       n.log,
 	}, n.cfg.Grace)
 }
 
 type job struct {
 	msg      jetstream.Msg
-	ev       events.PaymentEvent
-	prior    map[string]store.Delivery
-	attempts []store.Attempt
+	ev       domain.PaymentEvent
+	prior    map[string]domain.Delivery
+	attempts []domain.Attempt
 	// wait is how long until the next attempt still due; 0 = all done.
 	wait time.Duration
 }
@@ -166,7 +135,7 @@ type job struct {
 func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 	var jobs []*job
 	for _, m := range msgs {
-		ev, err := events.Decode(m.Data())
+		ev, err := domain.Decode(m.Data())
 		if err != nil {
 			n.m.Deliveries.WithLabelValues("malformed").Inc()
 			n.log.Error("unreadable event left in the stream", "subject", m.Subject(), "err", err)
@@ -196,10 +165,10 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		return
 	}
-	byEvent := map[string]map[string]store.Delivery{}
+	byEvent := map[string]map[string]domain.Delivery{}
 	for _, d := range prior {
 		if byEvent[d.EventID] == nil {
-			byEvent[d.EventID] = map[string]store.Delivery{}
+			byEvent[d.EventID] = map[string]domain.Delivery{}
 		}
 		byEvent[d.EventID][d.Endpoint] = d
 	}
@@ -219,7 +188,7 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	wg.Wait()
 
-	var all []store.Attempt
+	var all []domain.Attempt
 	for _, j := range jobs {
 		all = append(all, j.attempts...)
 	}
@@ -251,7 +220,7 @@ func (n *Notifier) deliver(ctx context.Context, j *job) {
 	var wg sync.WaitGroup
 	for _, ep := range n.cfg.Endpoints {
 		d, seen := j.prior[ep]
-		if seen && d.State() != store.DeliveryPending {
+		if seen && d.State() != domain.DeliveryPending {
 			continue
 		}
 		if seen && d.NextAttemptAt.After(now.Add(250*time.Millisecond)) {

@@ -13,9 +13,8 @@ import (
 	"time"
 
 	"github.com/yzpay/yzpay/shared/config"
-	"github.com/yzpay/yzpay/shared/events"
-	"github.com/yzpay/yzpay/shared/pushsign"
-	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/merchant"
 )
 
 // Headers that help the merchant deduplicate.
@@ -26,34 +25,34 @@ const (
 )
 
 // TradeNo is the original service's trade number: <tid>-<qr_id>.
-func TradeNo(ev events.PaymentEvent) string {
+func TradeNo(ev domain.PaymentEvent) string {
 	return ev.TID + "-" + strconv.FormatInt(ev.QRID, 10)
 }
 
 // Build signs ev as the merchant push, timestamped now.
-func Build(ev events.PaymentEvent, secret string, now time.Time) pushsign.Push {
-	f := pushsign.Fields{
+func Build(ev domain.PaymentEvent, secret string, now time.Time) merchant.Push {
+	f := merchant.Fields{
 		Time:    strconv.FormatInt(now.Unix(), 10),
 		TradeNo: TradeNo(ev),
 		OrderID: ev.OrderID,
 		Payment: ev.Payment,
 		Status:  ev.Status,
 	}
-	return pushsign.New(f, ev.UUID, secret)
+	return merchant.New(f, ev.UUID, secret)
 }
 
 // post makes one attempt and describes its outcome.
-func (n *Notifier) post(ctx context.Context, ev events.PaymentEvent, endpoint string, attempt int) store.Attempt {
+func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, endpoint string, attempt int) domain.Attempt {
 	start := time.Now()
 	p := Build(ev, n.cfg.Secret, start)
 	var body []byte
 	var ctype string
-	if n.cfg.Format == FormatJSON {
+	if n.cfg.Format == config.FormatJSON {
 		body, ctype = p.JSON(), "application/json"
 	} else {
 		body, ctype = []byte(p.Form().Encode()), "application/x-www-form-urlencoded"
 	}
-	a := store.Attempt{
+	a := domain.Attempt{
 		EventID: ev.EventID, Endpoint: endpoint, OrderID: ev.OrderID, Status: ev.Status,
 		Event: ev.Encode(), At: start.UTC(),
 	}

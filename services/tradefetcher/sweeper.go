@@ -10,8 +10,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/metrics"
+	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/youzan"
 )
@@ -19,16 +21,6 @@ import (
 // QRTradeLister lists the trades of one QR code; *youzan.Client implements it.
 type QRTradeLister interface {
 	QRTrades(ctx context.Context, q youzan.QRTradesQuery) (youzan.QRTradesPage, error)
-}
-
-// SweepConfig tunes the sweeper.
-type SweepConfig struct {
-	// Interval between sweeps, and the age an unpaid order must reach
-	// before Youzan is asked about it (its push gets one interval to come).
-	Interval time.Duration
-	// OrderTTL: an order still unpaid this long after creation is closed.
-	OrderTTL time.Duration
-	Batch    int // orders per sweep and kind; default 200
 }
 
 // Sweeper catches what pushes miss. Reconciliation asks
@@ -39,7 +31,7 @@ type SweepConfig struct {
 // Nats-Msg-Ids and the store's transitions are idempotent, so doubled work
 // cannot change the outcome.
 type Sweeper struct {
-	cfg SweepConfig
+	cfg config.Sweep
 	st  store.Store
 	js  jetstream.JetStream
 	yz  QRTradeLister
@@ -49,12 +41,12 @@ type Sweeper struct {
 }
 
 // NewSweeper fills defaults.
-func NewSweeper(cfg SweepConfig, st store.Store, js jetstream.JetStream, yz QRTradeLister, m *metrics.Metrics, log *slog.Logger) *Sweeper {
+func NewSweeper(cfg config.Sweep, st store.Store, js jetstream.JetStream, yz QRTradeLister, m *metrics.Metrics, log *slog.Logger) *Sweeper {
 	if cfg.Interval <= 0 {
-		cfg.Interval = time.Minute
+		cfg.Interval = config.DefaultReconcileInterval
 	}
 	if cfg.OrderTTL <= 0 {
-		cfg.OrderTTL = 30 * time.Minute
+		cfg.OrderTTL = config.DefaultOrderTTL
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 200
@@ -113,7 +105,7 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 
 // reconcile asks Youzan for paid trades of o's QR and publishes a receipt
 // for each; it reports how many it found.
-func (s *Sweeper) reconcile(ctx context.Context, o store.Order) (int, error) {
+func (s *Sweeper) reconcile(ctx context.Context, o domain.Order) (int, error) {
 	page, err := s.yz.QRTrades(ctx, youzan.QRTradesQuery{QRID: o.QRID, Status: "TRADE_RECEIVED", PageNo: 1, PageSize: 20})
 	if err != nil {
 		s.m.Reconciled.WithLabelValues("error").Inc()
@@ -153,11 +145,11 @@ func (s *Sweeper) publishReceipt(ctx context.Context, tid string) error {
 	// One receipt per trade per hour: enough to repeat the check if a first
 	// reading lagged, not so many that several replicas flood the stream.
 	id := fmt.Sprintf("reconcile:%s:%d", tid, s.now().Unix()/3600)
-	body, _ := json.Marshal(receipt{Type: events.ReconcileType, ID: tid, MsgID: id})
-	msg := nats.NewMsg(events.WebhookSubject(events.ReconcileType))
+	body, _ := json.Marshal(receipt{Type: natsjs.ReconcileType, ID: tid, MsgID: id})
+	msg := nats.NewMsg(natsjs.WebhookSubject(natsjs.ReconcileType))
 	msg.Data = body
-	msg.Header.Set(events.HeaderReceivedAt, s.now().UTC().Format(time.RFC3339Nano))
-	msg.Header.Set(events.HeaderTID, tid)
+	msg.Header.Set(natsjs.HeaderReceivedAt, s.now().UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(natsjs.HeaderTID, tid)
 	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("publish reconcile receipt for %s: %w", tid, err)
 	}
@@ -169,7 +161,7 @@ func (s *Sweeper) publishReceipt(ctx context.Context, tid string) error {
 // lands in between wins and no close is announced for a paid order. The
 // event follows; if the process dies before it is stored, republishClosed
 // announces it on a later sweep.
-func (s *Sweeper) expire(ctx context.Context, o store.Order) error {
+func (s *Sweeper) expire(ctx context.Context, o domain.Order) error {
 	found, err := s.reconcile(ctx, o)
 	if err != nil {
 		return err
@@ -195,9 +187,9 @@ func (s *Sweeper) expire(ctx context.Context, o store.Order) error {
 
 // publishClosed announces an expired order's TRADE_CLOSED; its fixed event
 // id makes repeats no-ops.
-func (s *Sweeper) publishClosed(ctx context.Context, o store.Order) error {
-	ev := events.FromOrder(o)
-	msg := nats.NewMsg(events.StatusSubject(ev.Status))
+func (s *Sweeper) publishClosed(ctx context.Context, o domain.Order) error {
+	ev := domain.FromOrder(o)
+	msg := nats.NewMsg(natsjs.StatusSubject(ev.Status))
 	msg.Data = ev.Encode()
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.EventID))
 	if err != nil {
@@ -216,7 +208,7 @@ func (s *Sweeper) publishClosed(ctx context.Context, o store.Order) error {
 // already told, so repeating is harmless.
 func (s *Sweeper) republishClosed(ctx context.Context, now time.Time) error {
 	f := store.OrderFilter{
-		Status:        store.StatusTradeClosed,
+		Status:        domain.StatusTradeClosed,
 		CreatedAfter:  now.Add(-s.cfg.OrderTTL - 30*s.cfg.Interval),
 		CreatedBefore: now.Add(-s.cfg.OrderTTL),
 		Limit:         s.cfg.Batch,

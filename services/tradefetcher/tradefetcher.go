@@ -1,5 +1,5 @@
 // Package tradefetcher turns verified Youzan push receipts into payment-status
-// events. A push alone is not trusted: for every receipt it reads the trade
+// natsjs. A push alone is not trusted: for every receipt it reads the trade
 // with youzan.trade.get, records the observation in the store (status only
 // moves forward) and publishes an event for the status trade.get returned.
 // A receipt is acked only after its effect is durable: the observation
@@ -15,12 +15,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/yzpay/yzpay/shared/consume"
-	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/metrics"
+	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/store"
-	"github.com/yzpay/yzpay/shared/webhook"
 	"github.com/yzpay/yzpay/shared/youzan"
+	"github.com/yzpay/yzpay/shared/youzan/push"
 )
 
 // Youzan is what the fetcher and its sweeper ask Youzan; *youzan.Client
@@ -29,28 +30,6 @@ type Youzan interface {
 	GetTrade(ctx context.Context, tid string) (youzan.Trade, error)
 	QRTradeLister
 }
-
-// Config tunes the worker.
-type Config struct {
-	// RetrySchedule: delays between trade.get retries of one receipt
-	// (FETCH_RETRY_SCHEDULE). Past its end the last delay repeats: a
-	// receipt is never dropped for Youzan's sake.
-	RetrySchedule []time.Duration
-	Batch         int // messages fetched at once; default 64
-	Workers       int // trade.get calls in flight; default 16
-	// StoreRetry is the redelivery delay when the store or broker fails.
-	StoreRetry time.Duration
-	Grace      time.Duration // finishing in-flight work at shutdown; default 10s
-	// AckWait: how long a receipt held by a worker that died stays
-	// invisible; 0 = 30s (tests shorten it).
-	AckWait time.Duration
-	// Sweep configures reconciliation and expiry (RECONCILE_INTERVAL, ORDER_TTL).
-	Sweep SweepConfig
-}
-
-// DefaultRetrySchedule is FETCH_RETRY_SCHEDULE's default.
-var DefaultRetrySchedule = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
-	30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute}
 
 // Deps are the worker's collaborators.
 type Deps struct {
@@ -63,19 +42,19 @@ type Deps struct {
 
 // Fetcher is the worker.
 type Fetcher struct {
-	cfg  Config
+	cfg  config.Tradefetcher
 	deps Deps
 	log  *slog.Logger
 	m    *metrics.Metrics
 }
 
 // New fills defaults.
-func New(cfg Config, deps Deps) (*Fetcher, error) {
+func New(cfg config.Tradefetcher, deps Deps) (*Fetcher, error) {
 	if deps.Store == nil || deps.JS == nil || deps.Youzan == nil || deps.Metrics == nil {
 		return nil, errors.New("tradefetcher: Store, JS, Youzan and Metrics are required")
 	}
 	if len(cfg.RetrySchedule) == 0 {
-		cfg.RetrySchedule = DefaultRetrySchedule
+		cfg.RetrySchedule = config.DefaultFetchRetrySchedule
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 64
@@ -98,8 +77,8 @@ func New(cfg Config, deps Deps) (*Fetcher, error) {
 // Run consumes receipts, and sweeps for missed pushes and expired orders,
 // until ctx ends.
 func (f *Fetcher) Run(ctx context.Context) error {
-	ccfg := events.TradefetcherConsumer(f.cfg.AckWait)
-	cons, err := consume.Setup(ctx, f.deps.JS, events.WebhookStream, ccfg)
+	ccfg := natsjs.TradefetcherConsumer(f.cfg.AckWait)
+	cons, err := natsjs.EnsureConsumer(ctx, f.deps.JS, natsjs.WebhookStream, ccfg)
 	if err != nil {
 		return err
 	}
@@ -111,10 +90,10 @@ func (f *Fetcher) Run(ctx context.Context) error {
 		defer close(done)
 		_ = sw.Run(ctx)
 	}()
-	err = consume.Run(ctx, cons, f.handle, consume.Options{
+	err = natsjs.Consume(ctx, cons, f.handle, natsjs.ConsumeOptions{
 		Batch:        f.cfg.Batch,
 		AckWait:      ccfg.AckWait,
-		OnRedelivery: func() { f.m.Redeliveries.WithLabelValues(events.TradefetcherDurable).Inc() },
+		OnRedelivery: func() { f.m.Redeliveries.WithLabelValues(natsjs.TradefetcherDurable).Inc() },
 		Logger:       f.log,
 	}, f.cfg.Grace)
 	cancel()
@@ -125,7 +104,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 // item is one receipt's journey through a batch.
 type item struct {
 	msg   jetstream.Msg
-	push  webhook.Push
+	push  push.Push
 	trade youzan.Trade
 	err   error
 	done  bool // acked/naked/termed already
@@ -146,13 +125,13 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}()
 
 	// One store transaction for every trade read in this batch.
-	var obs []store.Observation
+	var obs []domain.Observation
 	var pending []*item
 	for _, it := range items {
 		if it.done {
 			continue
 		}
-		obs = append(obs, store.Observation{
+		obs = append(obs, domain.Observation{
 			QRID: it.trade.QRID, TID: it.trade.TID, Status: it.trade.Status, Payment: it.trade.Payment,
 			BuyerID: it.trade.BuyerID, PayType: it.trade.PayType, PaidAt: it.trade.PaidAt, ObservedAt: time.Now().UTC(),
 		})
@@ -175,7 +154,7 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 	type pub struct {
 		it  *item
 		fut jetstream.PubAckFuture
-		ev  events.PaymentEvent
+		ev  domain.PaymentEvent
 	}
 	var pubs []pub
 	for i, it := range pending {
@@ -194,11 +173,11 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 			// only when this observation moved it: if a crash came between
 			// the store commit and the PubAck, the redelivered receipt
 			// publishes the event again, and Nats-Msg-Id makes repeats no-ops.
-			ev := events.FromOrder(c.Order)
-			msg := nats.NewMsg(events.StatusSubject(ev.Status))
+			ev := domain.FromOrder(c.Order)
+			msg := nats.NewMsg(natsjs.StatusSubject(ev.Status))
 			msg.Data = ev.Encode()
-			if v := it.msg.Headers().Get(events.HeaderReceivedAt); v != "" {
-				msg.Header.Set(events.HeaderReceivedAt, v)
+			if v := it.msg.Headers().Get(natsjs.HeaderReceivedAt); v != "" {
+				msg.Header.Set(natsjs.HeaderReceivedAt, v)
 			}
 			fut, err := f.deps.JS.PublishMsgAsync(msg, jetstream.WithMsgID(ev.EventID))
 			if err != nil {
@@ -243,18 +222,18 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 // readReceipt reads what the tradefetcher needs of a stored push: the trade id
 // from the gateway's header, else (receipts stored by older gateways) from
 // the body.
-func readReceipt(m jetstream.Msg) (webhook.Push, error) {
-	if tid := m.Headers().Get(events.HeaderTID); tid != "" {
-		return webhook.Push{TID: tid}, nil
+func readReceipt(m jetstream.Msg) (push.Push, error) {
+	if tid := m.Headers().Get(natsjs.HeaderTID); tid != "" {
+		return push.Push{TID: tid}, nil
 	}
-	return webhook.Parse(m.Data())
+	return push.Parse(m.Data())
 }
 
 // lagging reports whether trade.get returned a status behind the one the
 // push announced (the docs warn the read side lags the push).
 func lagging(it *item) bool {
-	pushed := it.msg.Headers().Get(events.HeaderStatus)
-	return store.Rank(pushed) > 0 && store.Rank(it.trade.Status) > 0 && store.Rank(it.trade.Status) < store.Rank(pushed)
+	pushed := it.msg.Headers().Get(natsjs.HeaderStatus)
+	return domain.Rank(pushed) > 0 && domain.Rank(it.trade.Status) > 0 && domain.Rank(it.trade.Status) < domain.Rank(pushed)
 }
 
 // fetchTrades calls trade.get for every receipt, Workers at a time, and
@@ -288,8 +267,8 @@ func (f *Fetcher) fetchTrades(ctx context.Context, items []*item) {
 		}
 		switch {
 		case it.err != nil:
-			n := consume.Delivered(it.msg)
-			delay := consume.Step(f.cfg.RetrySchedule, n)
+			n := natsjs.Delivered(it.msg)
+			delay := natsjs.Step(f.cfg.RetrySchedule, n)
 			if youzan.IsRetryable(it.err) {
 				f.m.Receipts.WithLabelValues("retry").Inc()
 				f.log.Warn("trade.get failed; will retry", "tid", it.push.TID, "delivery", n, "delay", delay, "err", it.err)
@@ -308,12 +287,12 @@ func (f *Fetcher) fetchTrades(ctx context.Context, items []*item) {
 			it.done = true
 		case lagging(it):
 			// Youzan's read side has not caught up with the push yet.
-			n := consume.Delivered(it.msg)
+			n := natsjs.Delivered(it.msg)
 			if n <= len(f.cfg.RetrySchedule) {
 				f.m.Receipts.WithLabelValues("lagging").Inc()
 				f.log.Info("trade.get behind the push; will read again", "tid", it.push.TID,
-					"pushed", it.msg.Headers().Get(events.HeaderStatus), "read", it.trade.Status, "delivery", n)
-				_ = it.msg.NakWithDelay(consume.Step(f.cfg.RetrySchedule, n))
+					"pushed", it.msg.Headers().Get(natsjs.HeaderStatus), "read", it.trade.Status, "delivery", n)
+				_ = it.msg.NakWithDelay(natsjs.Step(f.cfg.RetrySchedule, n))
 				it.done = true
 			}
 			// Past the schedule, what trade.get says is taken as it is.

@@ -14,7 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/store"
 )
 
@@ -29,12 +30,12 @@ type Replayer struct {
 
 // Replay reopens the event's deliveries (only endpoint's when not "") and
 // publishes the event to the notifier's replay subject.
-func (r Replayer) Replay(ctx context.Context, eventID, endpoint string) ([]store.Delivery, error) {
+func (r Replayer) Replay(ctx context.Context, eventID, endpoint string) ([]domain.Delivery, error) {
 	ds, err := r.Store.DeliveriesForEvent(ctx, eventID)
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: %w", eventID, err)
 	}
-	var reopened []store.Delivery
+	var reopened []domain.Delivery
 	var event []byte
 	var status string
 	for _, d := range ds {
@@ -51,19 +52,19 @@ func (r Replayer) Replay(ctx context.Context, eventID, endpoint string) ([]store
 	if len(reopened) == 0 {
 		return nil, ErrNothingToReplay
 	}
-	e, err := events.Decode(event)
+	e, err := domain.Decode(event)
 	if err != nil {
 		return reopened, fmt.Errorf("replay %s: stored event: %w", eventID, err)
 	}
-	msg := nats.NewMsg(events.ReplaySubject(status))
+	msg := nats.NewMsg(natsjs.ReplaySubject(status))
 	msg.Data = e.Encode()
 	id := eventID + ":replay:" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	if _, err := r.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
 		// Nothing will deliver the reopened rows: mark them given up again,
 		// so they stay visible to `--all-failed` and the admin API.
-		back := make([]store.Attempt, 0, len(reopened))
+		back := make([]domain.Attempt, 0, len(reopened))
 		for _, d := range reopened {
-			back = append(back, store.Attempt{EventID: d.EventID, Endpoint: d.Endpoint, OrderID: d.OrderID,
+			back = append(back, domain.Attempt{EventID: d.EventID, Endpoint: d.Endpoint, OrderID: d.OrderID,
 				Status: d.Status, Event: d.Event, Error: "replay could not be queued: " + err.Error(), GiveUp: true, At: time.Now()})
 		}
 		if _, rerr := r.Store.RecordAttempts(context.WithoutCancel(ctx), back); rerr != nil {
@@ -82,7 +83,7 @@ func (r Replayer) AllFailed(ctx context.Context, endpoint string) (int, error) {
 	type key struct{ event, endpoint string }
 	done := map[key]bool{}
 	for {
-		ds, err := r.Store.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed, Endpoint: endpoint, Limit: 500})
+		ds, err := r.Store.ListDeliveries(ctx, store.DeliveryFilter{State: domain.DeliveryFailed, Endpoint: endpoint, Limit: 500})
 		if err != nil {
 			return len(done), err
 		}

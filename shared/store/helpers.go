@@ -3,23 +3,11 @@ package store
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"strings"
 	"unicode/utf8"
 )
 
-// Validate checks what both backends require of a new order.
-func (o NewOrder) Validate() error {
-	if n := utf8.RuneCountInString(o.OrderID); n < 1 || n > 64 || !utf8.ValidString(o.OrderID) {
-		return fmt.Errorf("order_id %q: must be 1 to 64 characters of valid UTF-8", o.OrderID)
-	}
-	if o.Price < 0 {
-		return fmt.Errorf("order %q: negative price %d", o.OrderID, o.Price)
-	}
-	return nil
-}
-
-// MaxErrorLen bounds Delivery.LastError: enough to diagnose, too short to
+// MaxErrorLen bounds domain.Delivery.LastError: enough to diagnose, too short to
 // carry a merchant's whole error page.
 const MaxErrorLen = 500
 

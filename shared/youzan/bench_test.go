@@ -5,8 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/yzpay/yzpay/shared/sandbox"
 	"github.com/yzpay/yzpay/shared/youzan"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 // BenchmarkGetTrade is one youzan.trade.get round trip against the sandbox

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yzpay/yzpay/shared/sandbox"
 	"github.com/yzpay/yzpay/shared/youzan"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 // waitFor polls cond until it holds or the deadline passes.

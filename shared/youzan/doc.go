@@ -9,5 +9,5 @@
 // or numeric strings decode through ID. Errors and logs never contain the
 // client secret or the access token.
 //
-// The protocol it implements is described in docs/youzan-protocol.md.
+// The protocol it implements is described in docs/youzan.md.
 package youzan

@@ -26,14 +26,18 @@ import (
 	"github.com/yzpay/yzpay/services/gateway"
 	"github.com/yzpay/yzpay/services/notifier"
 	"github.com/yzpay/yzpay/services/tradefetcher"
-	"github.com/yzpay/yzpay/shared/boot"
 	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/metrics"
-	"github.com/yzpay/yzpay/shared/natsembed"
-	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/natsjs/embedded"
 	"github.com/yzpay/yzpay/shared/replay"
-	"github.com/yzpay/yzpay/shared/sandbox"
 	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/store/postgres"
+	"github.com/yzpay/yzpay/shared/store/sqlite"
+	"github.com/yzpay/yzpay/shared/youzan"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options select what runs.
@@ -57,7 +61,7 @@ type App struct {
 
 	log     *slog.Logger
 	nc      *nats.Conn
-	embed   *natsembed.Server
+	embed   *embedded.Server
 	cancel  context.CancelFunc
 	done    chan struct{}
 	err     error
@@ -66,71 +70,49 @@ type App struct {
 }
 
 // Start wires and starts everything; it returns once the gateway listens.
-// Missing configuration fails with the names of every missing variable.
-func Start(ctx context.Context, o Options) (a *App, err error) {
-	env := o.Env
+// The configuration is loaded once (config.LoadServe); missing settings
+// fail with the names of every missing variable.
+func Start(ctx context.Context, o Options) (*App, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	sandboxMode := o.Sandbox || strings.EqualFold(env.Get("YOUZAN_MODE", ""), "sandbox")
-
-	gwCfg, gerr := gateway.FromEnv(env, sandboxMode)
-	ntCfg, nerr := notifier.FromEnv(env, sandboxMode)
-	tfCfg, terr := tradefetcher.FromEnv(env)
-	var yz boot.YouzanCredentials
-	var yerr error
-	if !sandboxMode {
-		yz, yerr = boot.YouzanFromEnv(env)
-	}
-	if sandboxMode && ntCfg.Secret == "" {
-		// The demo merchant and the notifier share a secret nobody else
-		// needs to know; a fresh one per run is the safe default.
-		ntCfg.Secret = randomHex(16)
-		var m config.Missing
-		if errors.As(nerr, &m) {
-			nerr = dropName(m, "SELF_SECRET")
-		}
-	}
-	if err := boot.MergeMissing(gerr, nerr, terr, yerr); err != nil {
-		return nil, err
-	}
-	replicas, err := env.Int("NATS_REPLICAS", 1)
+	cfg, err := config.LoadServe(o.Env, o.Sandbox, func() string { return randomHex(16) })
 	if err != nil {
 		return nil, err
 	}
-
-	a = &App{log: log, Metrics: metrics.New(), done: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			a.closeAll()
-		}
-	}()
-	dataDir := env.Get("DATA_DIR", "./data")
-
-	st, storeDesc, err := boot.OpenStore(ctx, env.Get("DATABASE_URL", ""), filepath.Join(dataDir, "yzpay.db"))
-	if err != nil {
+	a := &App{log: log, Metrics: metrics.New(), done: make(chan struct{})}
+	if err := a.start(ctx, cfg, o.SandboxConfig); err != nil {
+		a.closeAll()
 		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) error {
+	log := a.log
+	st, storeDesc, err := openStore(ctx, cfg.Gateway.DatabaseURL, filepath.Join(cfg.DataDir, "yzpay.db"))
+	if err != nil {
+		return err
 	}
 	a.Store = st
 	a.closers = append(a.closers, func() { st.Close() })
 
-	brokerDesc, err := a.connectNATS(ctx, env.Get("NATS_URL", ""), filepath.Join(dataDir, "nats"), replicas)
+	brokerDesc, err := a.connectNATS(ctx, cfg.Gateway.Broker, filepath.Join(cfg.DataDir, "nats"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 
-	ln, err := opshttp.Listen(env.Get("GATEWAY_ADDR", gateway.DefaultAddr))
+	ln, err := httpapi.Listen(cfg.Gateway.Addr)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.closers = append(a.closers, func() { ln.Close() })
 	a.URL = "http://" + loopbackAddr(ln.Addr())
 
 	mux := http.NewServeMux()
 	var sandboxAPI http.Handler
-	if sandboxMode {
-		sc := o.SandboxConfig
+	if cfg.Sandbox {
 		sc.PushURL = a.URL + "/api/status"
 		sc.PublicURL = a.URL
 		if sc.Logger == nil {
@@ -138,38 +120,40 @@ func Start(ctx context.Context, o Options) (a *App, err error) {
 		}
 		sb, err := sandbox.New(sc)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a.Sandbox = sb
 		a.closers = append(a.closers, func() { sb.Close() })
 		c := sb.Config()
-		yz = boot.YouzanCredentials{BaseURL: a.URL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, KdtID: c.KdtID}
+		cfg.BindURL(a.URL, config.Youzan{ClientID: c.ClientID, ClientSecret: c.ClientSecret, KdtID: c.KdtID})
 		for _, p := range []string{"/auth/", "/sandbox/", "/wxpay/"} {
 			mux.Handle(p, sb)
 		}
 		sandboxAPI = sb
-		if len(ntCfg.Endpoints) == 0 {
+		if cfg.DemoMerchant {
 			a.MerchantCh = make(chan DemoPush, 1024)
-			mux.Handle("/demo-merchant", demoMerchant(ntCfg.Secret, log.With("component", "demo-merchant"), a.MerchantCh))
-			ntCfg.Endpoints = []string{a.URL + "/demo-merchant"}
+			mux.Handle("/demo-merchant", demoMerchant(cfg.Notifier.Secret, log.With("component", "demo-merchant"), a.MerchantCh))
 		}
-		if gwCfg.APIKey == "" {
+		if cfg.Gateway.APIKey == "" {
 			log.Warn("sandbox mode without GATEWAY_API_KEY: /api/payment/* is open to anyone who can reach " + a.URL)
 		}
 	}
 
-	yc, err := boot.Youzan(yz, a.Metrics, log)
+	yz := cfg.Gateway.Youzan
+	yc, err := youzan.New(youzan.Config{
+		BaseURL: yz.BaseURL, ClientID: yz.ClientID, ClientSecret: yz.ClientSecret, KdtID: yz.KdtID,
+		Observe: a.Metrics.ObserveYouzan, Logger: log,
+	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	gwCfg.ClientID, gwCfg.ClientSecret = yz.ClientID, yz.ClientSecret
-	checks := []opshttp.Check{boot.NATSCheck(a.nc, a.JS), boot.StoreCheck(st)}
-	gw, err := gateway.New(gwCfg, gateway.Deps{
+	checks := []httpapi.Check{{Name: "nats", Fn: natsjs.Ping(a.nc, a.JS)}, {Name: "store", Fn: st.Ping}}
+	gw, err := gateway.New(cfg.Gateway, gateway.Deps{
 		Store: st, JS: a.JS, Youzan: yc, Metrics: a.Metrics, Logger: log.With("service", "gateway"),
 		Checks: checks, Replayer: replay.Replayer{Store: st, JS: a.JS},
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	gwh := gw.Handler()
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -181,13 +165,13 @@ func Start(ctx context.Context, o Options) (a *App, err error) {
 		}
 		gwh.ServeHTTP(w, r)
 	}))
-	tf, err := tradefetcher.New(tfCfg, tradefetcher.Deps{Store: st, JS: a.JS, Youzan: yc, Metrics: a.Metrics, Logger: log})
+	tf, err := tradefetcher.New(cfg.Tradefetcher, tradefetcher.Deps{Store: st, JS: a.JS, Youzan: yc, Metrics: a.Metrics, Logger: log})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	nt, err := notifier.New(ntCfg, notifier.Deps{Store: st, JS: a.JS, Metrics: a.Metrics, Logger: log})
+	nt, err := notifier.New(cfg.Notifier, notifier.Deps{Store: st, JS: a.JS, Metrics: a.Metrics, Logger: log})
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	var b strings.Builder
@@ -196,8 +180,14 @@ func Start(ctx context.Context, o Options) (a *App, err error) {
 	fmt.Fprintf(&b, "  metrics   %s/metrics   health %s/healthz  %s/readyz\n", a.URL, a.URL, a.URL)
 	fmt.Fprintf(&b, "  store     %s\n", storeDesc)
 	fmt.Fprintf(&b, "  broker    %s\n", brokerDesc)
-	fmt.Fprintf(&b, "  merchant  %s (%s)\n", config.RedactURL(strings.Join(ntCfg.Endpoints, ",")), ntCfg.Format)
-	if sandboxMode {
+	eps := make([]string, len(cfg.Notifier.Endpoints))
+	for i, e := range cfg.Notifier.Endpoints {
+		eps[i] = config.RedactURL(e)
+	}
+	fmt.Fprintf(&b, "  merchant  %s (%s)\n", strings.Join(eps, ","), cfg.Notifier.Format)
+	fmt.Fprintf(&b, "  settings  order ttl %s, reconcile every %s, api key %s, admin api %s\n",
+		cfg.Tradefetcher.Sweep.OrderTTL, cfg.Tradefetcher.Sweep.Interval, onOff(cfg.Gateway.APIKey != ""), onOff(cfg.Gateway.AdminKey != ""))
+	if cfg.Sandbox {
 		fmt.Fprintf(&b, "  sandbox   Youzan sandbox at %s; pay page %s/wxpay/confirmQr?qr_id=<qr_id>&kdt_id=%s\n", a.URL, a.URL, yz.KdtID)
 		fmt.Fprintf(&b, "            or: curl -X POST %s/sandbox/qrcodes/<qr_id>/pay\n", a.URL)
 	} else {
@@ -211,20 +201,57 @@ func Start(ctx context.Context, o Options) (a *App, err error) {
 	go func() {
 		defer close(a.done)
 		defer stopOnParent()
-		a.err = boot.Group(runCtx,
-			func(ctx context.Context) error { return opshttp.Serve(ctx, ln, mux, 10*time.Second) },
-			tf.Run,
-			nt.Run,
-		)
+		g, gctx := errgroup.WithContext(runCtx)
+		g.Go(func() error { return httpapi.Serve(gctx, ln, mux, 10*time.Second) })
+		g.Go(func() error { return tf.Run(gctx) })
+		g.Go(func() error { return nt.Run(gctx) })
+		if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+			a.err = err
+		}
 		a.closeAll()
 	}()
-	return a, nil
+	return nil
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
+
+// OpenStore opens the store `yzpay serve` would use with env: DATABASE_URL,
+// else SQLite under DATA_DIR (for the migrate and deliveries commands).
+func OpenStore(ctx context.Context, env config.Env) (store.Store, string, error) {
+	return openStore(ctx, env.Get("DATABASE_URL", ""), filepath.Join(env.Get("DATA_DIR", config.DefaultDataDir), "yzpay.db"))
+}
+
+// openStore opens Postgres when databaseURL is set, else SQLite at
+// sqlitePath, and applies migrations. The description names the store for
+// the banner without credentials.
+func openStore(ctx context.Context, databaseURL, sqlitePath string) (store.Store, string, error) {
+	if databaseURL != "" {
+		s, err := postgres.OpenMigrated(ctx, databaseURL)
+		if err != nil {
+			return nil, "", err
+		}
+		return s, "postgres " + config.RedactURL(databaseURL), nil
+	}
+	s, err := sqlite.Open(ctx, sqlitePath)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, "", err
+	}
+	return s, "sqlite " + sqlitePath, nil
 }
 
 // connectNATS uses NATS_URL when set, else an embedded server.
-func (a *App) connectNATS(ctx context.Context, url, storeDir string, replicas int) (string, error) {
-	if url != "" {
-		nc, js, err := boot.ConnectNATS(ctx, url, "yzpay", replicas, a.log)
+func (a *App) connectNATS(ctx context.Context, b config.Broker, storeDir string) (string, error) {
+	if url := b.NATSURL; url != "" {
+		nc, js, err := natsjs.Connect(ctx, url, "yzpay", b.Replicas, a.log)
 		if err != nil {
 			return "", err
 		}
@@ -232,7 +259,7 @@ func (a *App) connectNATS(ctx context.Context, url, storeDir string, replicas in
 		a.closers = append(a.closers, func() { nc.Close() })
 		return "nats " + config.RedactURL(url), nil
 	}
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: storeDir})
+	srv, err := embedded.Start(embedded.Options{StoreDir: storeDir})
 	if err != nil {
 		return "", err
 	}
@@ -244,7 +271,7 @@ func (a *App) connectNATS(ctx context.Context, url, storeDir string, replicas in
 	}
 	a.nc = nc
 	a.closers = append(a.closers, func() { nc.Close() })
-	js, err := boot.Streams(ctx, nc, 1)
+	js, err := natsjs.Open(ctx, nc, 1)
 	if err != nil {
 		return "", err
 	}
@@ -288,19 +315,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = io.ReadFull(rand.Reader, b)
 	return hex.EncodeToString(b)
-}
-
-func dropName(m config.Missing, name string) error {
-	var out config.Missing
-	for _, n := range m {
-		if n != name {
-			out = append(out, n)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
 
 // Version is set at build time with -ldflags "-X .../app.Version=…".

@@ -20,10 +20,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/yzpay/yzpay/cmd/yzpay/app"
 	"github.com/yzpay/yzpay/shared/config"
-	"github.com/yzpay/yzpay/shared/events"
-	"github.com/yzpay/yzpay/shared/natsembed"
-	"github.com/yzpay/yzpay/shared/pgtest"
-	"github.com/yzpay/yzpay/shared/sandbox"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/natsjs/embedded"
+	"github.com/yzpay/yzpay/shared/store/postgres/postgrestest"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 const selfSecret = "test_self_secret"
@@ -111,7 +112,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 type harness struct {
 	t    *testing.T
 	app  *app.App
-	nats *natsembed.Server
+	nats *embedded.Server
 	key  string
 }
 
@@ -126,8 +127,8 @@ type opts struct {
 // the sandbox in-process.
 func start(t *testing.T, o opts) *harness {
 	t.Helper()
-	dbURL := pgtest.NewDatabase(t)
-	ns, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: true, Port: -1})
+	dbURL := postgrestest.NewDatabase(t)
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), Listen: true, Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func (h *harness) idle() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, c := range []struct{ stream, name string }{
-		{events.WebhookStream, events.TradefetcherDurable}, {events.PaymentStream, events.NotifierDurable},
+		{natsjs.WebhookStream, natsjs.TradefetcherDurable}, {natsjs.PaymentStream, natsjs.NotifierDurable},
 	} {
 		cons, err := h.app.JS.Consumer(ctx, c.stream, c.name)
 		if err != nil {
@@ -283,18 +284,18 @@ func (h *harness) streamMsgs(name string) uint64 {
 	return info.State.Msgs
 }
 
-// subscribe is another internal consumer of payment-status events.
-func (h *harness) subscribe() func() []events.PaymentEvent {
+// subscribe is another internal consumer of payment-status natsjs.
+func (h *harness) subscribe() func() []domain.PaymentEvent {
 	h.t.Helper()
 	ctx := context.Background()
-	cons, err := h.app.JS.OrderedConsumer(ctx, events.PaymentStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.StatusSubjects}})
+	cons, err := h.app.JS.OrderedConsumer(ctx, natsjs.PaymentStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{natsjs.StatusSubjects}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var got []events.PaymentEvent
+	var got []domain.PaymentEvent
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		e, err := events.Decode(m.Data())
+		e, err := domain.Decode(m.Data())
 		if err != nil {
 			h.t.Errorf("subscriber got a bad event: %v", err)
 			return
@@ -307,9 +308,9 @@ func (h *harness) subscribe() func() []events.PaymentEvent {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(cc.Stop)
-	return func() []events.PaymentEvent {
+	return func() []domain.PaymentEvent {
 		mu.Lock()
 		defer mu.Unlock()
-		return append([]events.PaymentEvent(nil), got...)
+		return append([]domain.PaymentEvent(nil), got...)
 	}
 }

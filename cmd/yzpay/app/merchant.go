@@ -4,12 +4,12 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/yzpay/yzpay/shared/pushsign"
+	"github.com/yzpay/yzpay/shared/merchant"
 )
 
 // DemoPush is what the demo merchant received.
 type DemoPush struct {
-	Push    pushsign.Push
+	Push    merchant.Push
 	EventID string
 	Valid   bool
 }
@@ -19,7 +19,7 @@ type DemoPush struct {
 // sees the whole loop close.
 func demoMerchant(secret string, log *slog.Logger, seen chan<- DemoPush) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := pushsign.FromRequest(r)
+		p, err := merchant.FromRequest(r)
 		if err != nil {
 			log.Warn("demo merchant: unreadable push", "err", err)
 			http.Error(w, "bad push", http.StatusBadRequest)

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yzpay/yzpay/shared/events"
-	"github.com/yzpay/yzpay/shared/sandbox"
-	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 // A QR created through the API and paid in the sandbox reaches the merchant
@@ -111,7 +111,7 @@ func TestRetryUntilMerchantAnswers(t *testing.T) {
 		}
 	}
 	ds, err := h.app.Store.DeliveriesForEvent(context.Background(), got[0].EventID)
-	if err != nil || len(ds) != 1 || ds[0].State() != store.DeliveryDelivered || ds[0].Attempts != 3 {
+	if err != nil || len(ds) != 1 || ds[0].State() != domain.DeliveryDelivered || ds[0].Attempts != 3 {
 		t.Fatalf("delivery record %+v err %v", ds, err)
 	}
 }
@@ -170,7 +170,7 @@ func TestDuplicatePushesOneEvent(t *testing.T) {
 			t.Fatalf("push answered %d %s", code, out)
 		}
 	}
-	if n := h.streamMsgs(events.WebhookStream); n != 2 {
+	if n := h.streamMsgs(natsjs.WebhookStream); n != 2 {
 		t.Errorf("webhook stream holds %d receipts, want 2 (same msg_id stored once)", n)
 	}
 	eventually(t, 20*time.Second, "push delivered", func() bool { return len(m.find("order-dup", "TRADE_SUCCESS")) > 0 })
@@ -178,7 +178,7 @@ func TestDuplicatePushesOneEvent(t *testing.T) {
 	if n := len(m.pushes()); n != 1 {
 		t.Errorf("merchant got %d pushes, want exactly 1", n)
 	}
-	if n := h.streamMsgs(events.PaymentStream); n != 1 {
+	if n := h.streamMsgs(natsjs.PaymentStream); n != 1 {
 		t.Errorf("payment stream holds %d events, want 1", n)
 	}
 }
@@ -209,7 +209,7 @@ func TestBadSignatureAndTestMessage(t *testing.T) {
 	if code, out := h.postPush([]byte(`{"test":true}`), nil); code != 200 || out != `{"code":0,"msg":"success"}` {
 		t.Errorf("test message answered %d %s", code, out)
 	}
-	if n := h.streamMsgs(events.WebhookStream); n != 0 {
+	if n := h.streamMsgs(natsjs.WebhookStream); n != 0 {
 		t.Errorf("webhook stream holds %d receipts, want 0", n)
 	}
 }
@@ -232,7 +232,7 @@ func TestOutOfOrderPushes(t *testing.T) {
 	if code, _ := h.postPush(create, chdr); code != 200 {
 		t.Fatal("create push refused")
 	}
-	eventually(t, 10*time.Second, "pipeline idle", func() bool { return h.streamMsgs(events.WebhookStream) == 2 && h.idle() })
+	eventually(t, 10*time.Second, "pipeline idle", func() bool { return h.streamMsgs(natsjs.WebhookStream) == 2 && h.idle() })
 	if got := m.find("order-ooo", "WAIT_BUYER_PAY"); len(got) != 0 {
 		t.Errorf("WAIT_BUYER_PAY pushed after TRADE_SUCCESS: %+v", got)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/yzpay/yzpay/cmd/yzpay/app"
 	"github.com/yzpay/yzpay/shared/config"
-	"github.com/yzpay/yzpay/shared/sandbox"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 // startEmbedded runs `yzpay serve --sandbox` defaults: embedded JetStream,

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yzpay/yzpay/shared/sandbox"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 // Youzan never pushes (the sandbox drops every push): reconciliation finds

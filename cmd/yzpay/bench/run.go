@@ -24,9 +24,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/yzpay/yzpay/shared/events"
-	"github.com/yzpay/yzpay/shared/pushsign"
-	"github.com/yzpay/yzpay/shared/sandbox"
+	"github.com/yzpay/yzpay/shared/merchant"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 const (
@@ -193,17 +193,17 @@ func waitReady(url string, procs []*proc) error {
 	return fmt.Errorf("%s not ready after 60s", url)
 }
 
-// merchant checks every sign and records when each order was notified.
-type merchant struct {
+// benchMerchant checks every sign and records when each order was notified.
+type benchMerchant struct {
 	mu       sync.Mutex
 	first    map[string]time.Time // orderId -> first TRADE_SUCCESS
 	count    map[string]int
 	badSigns atomic.Int64
 }
 
-func (m *merchant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (m *benchMerchant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	p, err := pushsign.FromRequest(r)
+	p, err := merchant.FromRequest(r)
 	if err != nil || !p.Verify(secret) {
 		m.badSigns.Add(1)
 		w.WriteHeader(http.StatusBadRequest)
@@ -220,7 +220,7 @@ func (m *merchant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (m *merchant) delivered(ids []string) (n int, last time.Time) {
+func (m *benchMerchant) delivered(ids []string) (n int, last time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, id := range ids {
@@ -259,7 +259,7 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 	defer sb.Close()
 	sbSrv := httptest.NewServer(sb)
 	defer sbSrv.Close()
-	m := &merchant{first: map[string]time.Time{}, count: map[string]int{}}
+	m := &benchMerchant{first: map[string]time.Time{}, count: map[string]int{}}
 	mSrv := httptest.NewServer(m)
 	defer mSrv.Close()
 	c := sb.Config()
@@ -459,7 +459,7 @@ func createOrders(ctx context.Context, client *http.Client, base string, sb *san
 
 // offer posts pays at rate per second, open loop: each push goes out at its
 // scheduled time whether or not earlier ones were answered.
-func offer(client *http.Client, base string, m *merchant, pays []payment, rate int, dur, drain time.Duration) StepResult {
+func offer(client *http.Client, base string, m *benchMerchant, pays []payment, rate int, dur, drain time.Duration) StepResult {
 	res := StepResult{Offered: rate, Sent: len(pays)}
 	accepted := make([]time.Time, len(pays))
 	var errs atomic.Int64
@@ -593,7 +593,7 @@ func resetStreams(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range []string{events.WebhookStream, events.PaymentStream} {
+	for _, s := range []string{natsjs.WebhookStream, natsjs.PaymentStream} {
 		if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return err
 		}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yzpay/yzpay/shared/sandbox"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 // A QR creation that fails at Youzan (here: a timeout) must not lock the

@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/replay"
-	"github.com/yzpay/yzpay/shared/sandbox"
 	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 // faultAt and faultFor are stream positions: the fault starts after faultAt
@@ -25,7 +26,7 @@ func TestFaultTradefetcherCrash(t *testing.T) {
 	h := newHarness(t, options{})
 	s := h.startStream(payments)
 	s.waitPaid(t, faultAt)
-	h.waitBusy(events.WebhookStream, events.TradefetcherDurable)
+	h.waitBusy(natsjs.WebhookStream, natsjs.TradefetcherDurable)
 	h.killFetcher()
 	s.waitPaid(t, faultAt+faultFor)
 	h.restartFetcher()
@@ -45,7 +46,7 @@ func TestFaultNotifierCrash(t *testing.T) {
 	h := newHarness(t, options{})
 	s := h.startStream(payments)
 	s.waitPaid(t, faultAt)
-	h.waitBusy(events.PaymentStream, events.NotifierDurable)
+	h.waitBusy(natsjs.PaymentStream, natsjs.NotifierDurable)
 	h.killNotifier()
 	s.waitPaid(t, faultAt+faultFor)
 	h.restartNotifier()
@@ -132,7 +133,7 @@ func TestFaultMerchantDownThenBack(t *testing.T) {
 	if l.maxAttempt < 3 {
 		t.Errorf("highest attempt %d: the outage did not span several retry steps", l.maxAttempt)
 	}
-	failed, err := h.st.ListDeliveries(context.Background(), store.DeliveryFilter{State: store.DeliveryFailed})
+	failed, err := h.st.ListDeliveries(context.Background(), store.DeliveryFilter{State: domain.DeliveryFailed})
 	if err != nil || len(failed) != 0 {
 		t.Errorf("%d deliveries given up (err %v), want none", len(failed), err)
 	}
@@ -152,19 +153,19 @@ func TestFaultMerchantGivenUpThenReplayed(t *testing.T) {
 	ctx := context.Background()
 	// Wait until some deliveries are given up and none is still being
 	// retried against the dead endpoint.
-	var failed []store.Delivery
+	var failed []domain.Delivery
 	eventually(t, 30*time.Second, "deliveries given up", func() bool {
 		var err error
-		failed, err = h.st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed, Limit: 1000})
+		failed, err = h.st.ListDeliveries(ctx, store.DeliveryFilter{State: domain.DeliveryFailed, Limit: 1000})
 		return err == nil && len(failed) > 0
 	})
 	h.merchant.up()
 	<-s.done
 	eventually(t, 60*time.Second, "pipeline idle with nothing pending", func() bool {
-		p, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryPending, Limit: 1})
+		p, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: domain.DeliveryPending, Limit: 1})
 		return err == nil && len(p) == 0 && h.idle()
 	})
-	failed, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed, Limit: 1000})
+	failed, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: domain.DeliveryFailed, Limit: 1000})
 	if err != nil || len(failed) == 0 {
 		t.Fatalf("given-up deliveries: %d (err %v), want some", len(failed), err)
 	}
@@ -216,7 +217,7 @@ func TestFaultMerchantGivenUpThenReplayed(t *testing.T) {
 			t.Errorf("replayed event %s delivered with X-Yzpay-Attempt %d, want > %d", id, a, len(sched))
 		}
 	}
-	left, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed, Limit: 1000})
+	left, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: domain.DeliveryFailed, Limit: 1000})
 	if err != nil || len(left) != 0 {
 		t.Errorf("%d deliveries still failed after the replay (err %v)", len(left), err)
 	}

@@ -31,17 +31,18 @@ import (
 	"github.com/yzpay/yzpay/services/gateway"
 	"github.com/yzpay/yzpay/services/notifier"
 	"github.com/yzpay/yzpay/services/tradefetcher"
-	"github.com/yzpay/yzpay/shared/boot"
-	"github.com/yzpay/yzpay/shared/events"
+	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/metrics"
-	"github.com/yzpay/yzpay/shared/natsembed"
-	"github.com/yzpay/yzpay/shared/opshttp"
-	"github.com/yzpay/yzpay/shared/pgtest"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/natsjs/embedded"
 	"github.com/yzpay/yzpay/shared/replay"
-	"github.com/yzpay/yzpay/shared/sandbox"
 	"github.com/yzpay/yzpay/shared/store"
-	"github.com/yzpay/yzpay/shared/store/pgstore"
+	"github.com/yzpay/yzpay/shared/store/postgres"
+	"github.com/yzpay/yzpay/shared/store/postgres/postgrestest"
 	"github.com/yzpay/yzpay/shared/youzan"
+	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
 
 const (
@@ -74,7 +75,7 @@ type options struct {
 	notifySchedule []time.Duration // default 20ms,50ms,100ms,200ms
 	fetchSchedule  []time.Duration // default 20ms,50ms,100ms,200ms
 	youzanTimeout  time.Duration   // default 2s
-	claimFor       time.Duration   // gateway.Config.ClaimFor; default 1s, -1 = the product's default
+	claimFor       time.Duration   // config.Gateway.ClaimFor; default 1s, -1 = the product's default
 }
 
 // harness is the pipeline split into its services.
@@ -88,12 +89,12 @@ type harness struct {
 	dbURL    string // direct, for the test's own checks
 	svcDBURL string // through the proxy, for the services
 	proxy    *tcpProxy
-	st       *pgstore.Store // the test's own store handle (direct)
+	st       *postgres.Store // the test's own store handle (direct)
 
 	natsDir  string
 	natsPort int
 	natsMu   sync.Mutex
-	ns       *natsembed.Server
+	ns       *embedded.Server
 	nc       *nats.Conn // the test's own connection (reconnects forever)
 	js       jetstream.JetStream
 
@@ -137,7 +138,7 @@ func newHarness(t *testing.T, o options) *harness {
 	t.Cleanup(h.stop)
 
 	// Postgres: the services go through a proxy the test can cut.
-	h.dbURL = pgtest.NewDatabase(t)
+	h.dbURL = postgrestest.NewDatabase(t)
 	u, err := url.Parse(h.dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +146,7 @@ func newHarness(t *testing.T, o options) *harness {
 	h.proxy = newTCPProxy(t, u.Host)
 	u.Host = h.proxy.addr
 	h.svcDBURL = u.String()
-	h.st, err = pgstore.Open(h.ctx, h.dbURL)
+	h.st, err = postgres.Open(h.ctx, h.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func newHarness(t *testing.T, o options) *harness {
 			h.ns = nil
 		}
 	})
-	h.nc, h.js, err = boot.ConnectNATS(h.ctx, h.natsURL(), "faults-test", 1, h.log)
+	h.nc, h.js, err = natsjs.Connect(h.ctx, h.natsURL(), "faults-test", 1, h.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,12 +235,12 @@ func (h *harness) natsURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", h
 
 func (h *harness) startNATS() {
 	h.t.Helper()
-	var ns *natsembed.Server
+	var ns *embedded.Server
 	var err error
 	// The port may linger for a moment after a shutdown.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ns, err = natsembed.Start(natsembed.Options{StoreDir: h.natsDir, Listen: true, Port: h.natsPort})
+		ns, err = embedded.Start(embedded.Options{StoreDir: h.natsDir, Listen: true, Port: h.natsPort})
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -277,15 +278,15 @@ func (h *harness) youzanClient(m *metrics.Metrics) *youzan.Client {
 }
 
 // conn gives a service its own NATS connection and store handle.
-func (h *harness) conn(name string) (*nats.Conn, jetstream.JetStream, *pgstore.Store) {
+func (h *harness) conn(name string) (*nats.Conn, jetstream.JetStream, *postgres.Store) {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
-	nc, js, err := boot.ConnectNATS(ctx, h.natsURL(), name, 1, h.log.With("service", name))
+	nc, js, err := natsjs.Connect(ctx, h.natsURL(), name, 1, h.log.With("service", name))
 	if err != nil {
 		h.t.Fatalf("%s: %v", name, err)
 	}
-	st, err := pgstore.Open(ctx, h.svcDBURL)
+	st, err := postgres.Open(ctx, h.svcDBURL)
 	if err != nil {
 		nc.Close()
 		h.t.Fatalf("%s: %v", name, err)
@@ -298,7 +299,7 @@ type gatewayProc struct {
 	url string
 	m   *metrics.Metrics
 	nc  *nats.Conn
-	st  *pgstore.Store
+	st  *postgres.Store
 }
 
 func (h *harness) startGateway() *gatewayProc {
@@ -306,15 +307,15 @@ func (h *harness) startGateway() *gatewayProc {
 	nc, js, st := h.conn("gateway")
 	m := metrics.New()
 	c := h.sb.Config()
-	gw, err := gateway.New(gateway.Config{
-		APIKey: apiKey, AdminKey: adminKey, ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+	gw, err := gateway.New(config.Gateway{
+		APIKey: apiKey, AdminKey: adminKey, Youzan: config.Youzan{ClientID: c.ClientID, ClientSecret: c.ClientSecret},
 		// A Youzan failure leaves the order's creation claim in place; a
 		// short claim lets the merchant's retry go ahead (see the report).
 		ClaimFor:       h.o.claimFor,
 		PublishTimeout: time.Second,
 	}, gateway.Deps{
 		Store: st, JS: js, Youzan: h.youzanClient(m), Metrics: m, Logger: h.log.With("service", "gateway"),
-		Checks:   []opshttp.Check{boot.NATSCheck(nc, js), boot.StoreCheck(st)},
+		Checks:   []httpapi.Check{{Name: "nats", Fn: natsjs.Ping(nc, js)}, {Name: "store", Fn: st.Ping}},
 		Replayer: replay.Replayer{Store: st, JS: js},
 	})
 	if err != nil {
@@ -358,13 +359,13 @@ type proc struct {
 	name   string
 	m      *metrics.Metrics
 	nc     *nats.Conn
-	st     *pgstore.Store
+	st     *postgres.Store
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
 }
 
-func (h *harness) spawn(name string, run func(ctx context.Context) error, nc *nats.Conn, st *pgstore.Store, m *metrics.Metrics) *proc {
+func (h *harness) spawn(name string, run func(ctx context.Context) error, nc *nats.Conn, st *postgres.Store, m *metrics.Metrics) *proc {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{name: name, m: m, nc: nc, st: st, cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- run(ctx) }()
@@ -375,13 +376,13 @@ func (h *harness) startFetcher() *proc {
 	h.t.Helper()
 	nc, js, st := h.conn("tradefetcher")
 	m := metrics.New()
-	f, err := tradefetcher.New(tradefetcher.Config{
+	f, err := tradefetcher.New(config.Tradefetcher{
 		RetrySchedule: h.o.fetchSchedule,
 		StoreRetry:    300 * time.Millisecond,
 		Grace:         time.Millisecond,
 		AckWait:       ackWait,
 		// Reconciliation off: the ledger must prove the push path itself.
-		Sweep: tradefetcher.SweepConfig{Interval: time.Hour, OrderTTL: 24 * time.Hour},
+		Sweep: config.Sweep{Interval: time.Hour, OrderTTL: 24 * time.Hour},
 	}, tradefetcher.Deps{Store: st, JS: js, Youzan: h.youzanClient(m), Metrics: m, Logger: h.log})
 	if err != nil {
 		h.t.Fatal(err)
@@ -393,7 +394,7 @@ func (h *harness) startNotifier() *proc {
 	h.t.Helper()
 	nc, js, st := h.conn("notifier")
 	m := metrics.New()
-	n, err := notifier.New(notifier.Config{
+	n, err := notifier.New(config.Notifier{
 		Endpoints:     []string{h.merchant.url()},
 		Secret:        selfSecret,
 		RetrySchedule: h.o.notifySchedule,
@@ -973,7 +974,7 @@ func (h *harness) acceptedSuccess() map[string]push {
 func (h *harness) storeMissing(s *stream) int {
 	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
 	defer cancel()
-	orders, err := h.st.ListOrders(ctx, store.OrderFilter{Status: store.StatusTradeSuccess, Limit: 1000})
+	orders, err := h.st.ListOrders(ctx, store.OrderFilter{Status: domain.StatusTradeSuccess, Limit: 1000})
 	if err != nil {
 		return len(s.pays)
 	}
@@ -1011,7 +1012,7 @@ func (h *harness) idle() bool {
 	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
 	defer cancel()
 	for _, c := range []struct{ stream, name string }{
-		{events.WebhookStream, events.TradefetcherDurable}, {events.PaymentStream, events.NotifierDurable},
+		{natsjs.WebhookStream, natsjs.TradefetcherDurable}, {natsjs.PaymentStream, natsjs.NotifierDurable},
 	} {
 		cons, err := h.js.Consumer(ctx, c.stream, c.name)
 		if err != nil {

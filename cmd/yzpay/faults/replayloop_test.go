@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/replay"
 	"github.com/yzpay/yzpay/shared/store"
 )
@@ -22,7 +23,7 @@ func TestReplayAllFailedWhileEndpointStillDown(t *testing.T) {
 	<-s.done
 	ctx := context.Background()
 	eventually(t, 30*time.Second, "5 deliveries given up", func() bool {
-		ds, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: store.DeliveryFailed})
+		ds, err := h.st.ListDeliveries(ctx, store.DeliveryFilter{State: domain.DeliveryFailed})
 		return err == nil && len(ds) == 5
 	})
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)

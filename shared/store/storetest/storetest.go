@@ -1,6 +1,6 @@
 // Package storetest is the contract every store.Store backend must meet: one
 // suite of subtests (Run) and one set of benchmarks (Bench), run against
-// pgstore and sqlitestore alike so that the embedded binary behaves exactly
+// the postgres and sqlite stores alike so that the embedded binary behaves exactly
 // like production.
 package storetest
 
@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/store"
 )
 
@@ -67,12 +68,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 
 func ctx(t testing.TB) context.Context { return t.Context() }
 
-func newOrder(id string) store.NewOrder {
-	return store.NewOrder{OrderID: id, Name: "item " + id, Price: 990}
+func newOrder(id string) domain.NewOrder {
+	return domain.NewOrder{OrderID: id, Name: "item " + id, Price: 990}
 }
 
 // create reserves the order and attaches QR qrID, as the gateway does.
-func create(t testing.TB, s store.Store, id string, qrID int64) store.Order {
+func create(t testing.TB, s store.Store, id string, qrID int64) domain.Order {
 	t.Helper()
 	r, err := s.Reserve(ctx(t), newOrder(id), time.Minute)
 	if err != nil {
@@ -84,7 +85,7 @@ func create(t testing.TB, s store.Store, id string, qrID int64) store.Order {
 	if qrID == 0 {
 		return r.Order
 	}
-	o, err := s.AttachQR(ctx(t), id, store.QRCode{ID: qrID, URL: fmt.Sprintf("https://qr.example/%d", qrID)})
+	o, err := s.AttachQR(ctx(t), id, domain.QRCode{ID: qrID, URL: fmt.Sprintf("https://qr.example/%d", qrID)})
 	if err != nil {
 		t.Fatalf("AttachQR(%q): %v", id, err)
 	}
@@ -94,7 +95,7 @@ func create(t testing.TB, s store.Store, id string, qrID int64) store.Order {
 	return o
 }
 
-func observe(t testing.TB, s store.Store, obs ...store.Observation) []store.Change {
+func observe(t testing.TB, s store.Store, obs ...domain.Observation) []domain.Change {
 	t.Helper()
 	ch, err := s.RecordObservations(ctx(t), obs)
 	if err != nil {
@@ -106,17 +107,17 @@ func observe(t testing.TB, s store.Store, obs ...store.Observation) []store.Chan
 	return ch
 }
 
-func obs(qrID int64, status string) store.Observation {
-	return store.Observation{QRID: qrID, TID: fmt.Sprintf("T%d", qrID), Status: status, ObservedAt: time.Now()}
+func obs(qrID int64, status string) domain.Observation {
+	return domain.Observation{QRID: qrID, TID: fmt.Sprintf("T%d", qrID), Status: status, ObservedAt: time.Now()}
 }
 
-func paidObs(qrID int64, status string) store.Observation {
+func paidObs(qrID int64, status string) domain.Observation {
 	o := obs(qrID, status)
 	o.Payment, o.BuyerID, o.PayType, o.PaidAt = 990, "buyer-1", "WEIXIN", time.Now()
 	return o
 }
 
-func get(t testing.TB, s store.Store, id string) store.Order {
+func get(t testing.TB, s store.Store, id string) domain.Order {
 	t.Helper()
 	o, err := s.OrderByID(ctx(t), id)
 	if err != nil {
@@ -125,7 +126,7 @@ func get(t testing.TB, s store.Store, id string) store.Order {
 	return o
 }
 
-func ids(os []store.Order) []string {
+func ids(os []domain.Order) []string {
 	out := make([]string, len(os))
 	for i, o := range os {
 		out[i] = o.OrderID
@@ -178,7 +179,7 @@ func testReserveIdempotent(t *testing.T, s store.Store) {
 	}
 	o := r1.Order
 	if !r1.Claimed || o.OrderID != n.OrderID || o.Name != n.Name || o.Price != n.Price ||
-		o.Status != store.StatusWaitBuyerPay || o.QRID != 0 || o.EverPaid || o.TID != "" {
+		o.Status != domain.StatusWaitBuyerPay || o.QRID != 0 || o.EverPaid || o.TID != "" {
 		t.Fatalf("first Reserve = %+v, want a claimed new order at WAIT_BUYER_PAY", r1)
 	}
 	if o.CreatedAt.Before(before) || o.UpdatedAt.IsZero() {
@@ -194,16 +195,16 @@ func testReserveIdempotent(t *testing.T, s store.Store) {
 		t.Fatalf("second Reserve during a live claim = %+v, want the same order, not claimed, no QR", r2)
 	}
 
-	for _, bad := range []store.NewOrder{
+	for _, bad := range []domain.NewOrder{
 		{OrderID: n.OrderID, Name: n.Name, Price: n.Price + 1},
 		{OrderID: n.OrderID, Name: n.Name + "x", Price: n.Price},
 	} {
-		if _, err := s.Reserve(ctx(t), bad, time.Minute); !errors.Is(err, store.ErrConflict) {
+		if _, err := s.Reserve(ctx(t), bad, time.Minute); !errors.Is(err, domain.ErrConflict) {
 			t.Errorf("Reserve(%+v) error = %v, want ErrConflict", bad, err)
 		}
 	}
 
-	attached, err := s.AttachQR(ctx(t), n.OrderID, store.QRCode{ID: 42, URL: "https://qr.example/42"})
+	attached, err := s.AttachQR(ctx(t), n.OrderID, domain.QRCode{ID: 42, URL: "https://qr.example/42"})
 	if err != nil {
 		t.Fatalf("AttachQR: %v", err)
 	}
@@ -217,20 +218,20 @@ func testReserveIdempotent(t *testing.T, s store.Store) {
 	if r3.Claimed || r3.Order != attached {
 		t.Fatalf("Reserve after AttachQR = %+v, want unclaimed %+v", r3, attached)
 	}
-	if _, err := s.Reserve(ctx(t), store.NewOrder{OrderID: n.OrderID, Name: n.Name, Price: 1}, time.Minute); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.Reserve(ctx(t), domain.NewOrder{OrderID: n.OrderID, Name: n.Name, Price: 1}, time.Minute); !errors.Is(err, domain.ErrConflict) {
 		t.Errorf("conflicting Reserve after AttachQR error = %v, want ErrConflict", err)
 	}
 }
 
 func testReserveValidates(t *testing.T, s store.Store) {
 	for _, id := range []string{"", strings.Repeat("x", 65), strings.Repeat("订", 65)} {
-		if _, err := s.Reserve(ctx(t), store.NewOrder{OrderID: id, Name: "n", Price: 1}, time.Minute); err == nil {
+		if _, err := s.Reserve(ctx(t), domain.NewOrder{OrderID: id, Name: "n", Price: 1}, time.Minute); err == nil {
 			t.Errorf("Reserve with a %d-character order_id succeeded", utf8.RuneCountInString(id))
 		}
 	}
 	// 64 characters is the limit, whatever their width in bytes.
 	for _, id := range []string{strings.Repeat("x", 64), strings.Repeat("订", 64)} {
-		if _, err := s.Reserve(ctx(t), store.NewOrder{OrderID: id, Name: "n", Price: 1}, time.Minute); err != nil {
+		if _, err := s.Reserve(ctx(t), domain.NewOrder{OrderID: id, Name: "n", Price: 1}, time.Minute); err != nil {
 			t.Errorf("Reserve with a 64-character order_id: %v", err)
 		}
 	}
@@ -298,7 +299,7 @@ func testReserveAfterCrashedClaim(t *testing.T, s store.Store) {
 	if r2, err := s.Reserve(ctx(t), n, 10*time.Second); err != nil || r2.Claimed {
 		t.Fatalf("Reserve during the new claim = %+v, %v; want not claimed", r2, err)
 	}
-	o, err := s.AttachQR(ctx(t), n.OrderID, store.QRCode{ID: 7, URL: "u7"})
+	o, err := s.AttachQR(ctx(t), n.OrderID, domain.QRCode{ID: 7, URL: "u7"})
 	if err != nil || o.QRID != 7 {
 		t.Fatalf("AttachQR = %+v, %v", o, err)
 	}
@@ -336,33 +337,33 @@ func testReleaseClaim(t *testing.T, s store.Store) {
 
 func testAttachQRFirstWins(t *testing.T, s store.Store) {
 	create(t, s, "a", 0)
-	first, err := s.AttachQR(ctx(t), "a", store.QRCode{ID: 100, URL: "u100"})
+	first, err := s.AttachQR(ctx(t), "a", domain.QRCode{ID: 100, URL: "u100"})
 	if err != nil || first.QRID != 100 || first.QRURL != "u100" {
 		t.Fatalf("first AttachQR = %+v, %v", first, err)
 	}
-	second, err := s.AttachQR(ctx(t), "a", store.QRCode{ID: 200, URL: "u200"})
+	second, err := s.AttachQR(ctx(t), "a", domain.QRCode{ID: 200, URL: "u200"})
 	if err != nil {
 		t.Fatalf("second AttachQR: %v", err)
 	}
 	if second.QRID != 100 || second.QRURL != "u100" {
 		t.Errorf("second AttachQR = %+v, want the first QR kept", second)
 	}
-	if _, err := s.OrderByQRID(ctx(t), 200); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.OrderByQRID(ctx(t), 200); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("OrderByQRID(losing QR) error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.AttachQR(ctx(t), "missing", store.QRCode{ID: 300, URL: "u"}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.AttachQR(ctx(t), "missing", domain.QRCode{ID: 300, URL: "u"}); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("AttachQR(missing order) error = %v, want ErrNotFound", err)
 	}
 	// A QR code belongs to one order only.
 	create(t, s, "b", 0)
-	if o, err := s.AttachQR(ctx(t), "b", store.QRCode{ID: 100, URL: "u100"}); err == nil {
+	if o, err := s.AttachQR(ctx(t), "b", domain.QRCode{ID: 100, URL: "u100"}); err == nil {
 		t.Errorf("AttachQR of a QR bound to another order succeeded: %+v", o)
 	}
 }
 
 func testLookups(t *testing.T, s store.Store) {
 	o := create(t, s, "look", 11)
-	ch := observe(t, s, obs(11, store.StatusWaitBuyerPay))
+	ch := observe(t, s, obs(11, domain.StatusWaitBuyerPay))
 	if ch[0].Order.TID != "T11" {
 		t.Fatalf("tid not bound: %+v", ch[0].Order)
 	}
@@ -380,13 +381,13 @@ func testLookups(t *testing.T, s store.Store) {
 	if err != nil || byTID != o {
 		t.Errorf("OrderByTID = %+v, %v; want %+v", byTID, err, o)
 	}
-	if _, err := s.OrderByID(ctx(t), "nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.OrderByID(ctx(t), "nope"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("OrderByID(absent) error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.OrderByQRID(ctx(t), 12); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.OrderByQRID(ctx(t), 12); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("OrderByQRID(absent) error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.OrderByTID(ctx(t), "T12"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.OrderByTID(ctx(t), "T12"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("OrderByTID(absent) error = %v, want ErrNotFound", err)
 	}
 }
@@ -401,12 +402,12 @@ func testLifecycle(t *testing.T, s store.Store) {
 		wantStatus  string
 	}
 	const (
-		wait   = store.StatusWaitBuyerPay
-		paid   = store.StatusTradePaid
-		send   = store.StatusWaitSellerSendGoods
-		conf   = store.StatusWaitBuyerConfirmGoods
-		succ   = store.StatusTradeSuccess
-		closed = store.StatusTradeClosed
+		wait   = domain.StatusWaitBuyerPay
+		paid   = domain.StatusTradePaid
+		send   = domain.StatusWaitSellerSendGoods
+		conf   = domain.StatusWaitBuyerConfirmGoods
+		succ   = domain.StatusTradeSuccess
+		closed = domain.StatusTradeClosed
 	)
 	cases := []struct {
 		name     string
@@ -421,7 +422,7 @@ func testLifecycle(t *testing.T, s store.Store) {
 			{succ, true, succ}, {send, false, succ}, {paid, false, succ}, {wait, false, succ},
 		}, true},
 		{"repeated", []step{
-			{paid, true, paid}, {paid, false, paid}, {store.StatusPaid, false, paid}, {send, true, send}, {send, false, send},
+			{paid, true, paid}, {paid, false, paid}, {domain.StatusPaid, false, paid}, {send, true, send}, {send, false, send},
 		}, true},
 		{"unknown status", []step{
 			{"SOMETHING_NEW", false, wait}, {paid, true, paid}, {"SOMETHING_NEW", false, paid},
@@ -450,7 +451,7 @@ func testLifecycle(t *testing.T, s store.Store) {
 			create(t, s, id, qr)
 			cur := wait
 			for j, st := range c.steps {
-				var ch store.Change
+				var ch domain.Change
 				if st.status == expire {
 					var err error
 					ch, err = s.CloseExpired(ctx(t), id, time.Now())
@@ -480,12 +481,12 @@ func testLifecycle(t *testing.T, s store.Store) {
 func testPaidFields(t *testing.T, s store.Store) {
 	create(t, s, "pf", 5)
 	paidAt := time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.FixedZone("CST", 8*3600))
-	ch := observe(t, s, store.Observation{
-		QRID: 5, TID: "T-first", Status: store.StatusTradePaid, Payment: 990,
+	ch := observe(t, s, domain.Observation{
+		QRID: 5, TID: "T-first", Status: domain.StatusTradePaid, Payment: 990,
 		BuyerID: "buyer-9", PayType: "ALIPAY", PaidAt: paidAt, ObservedAt: time.Now(),
 	})[0]
 	o := ch.Order
-	if !ch.Changed || o.Status != store.StatusTradePaid || !o.EverPaid || o.Payment != 990 ||
+	if !ch.Changed || o.Status != domain.StatusTradePaid || !o.EverPaid || o.Payment != 990 ||
 		o.BuyerID != "buyer-9" || o.PayType != "ALIPAY" || !o.PaidAt.Equal(us(paidAt)) || o.TID != "T-first" {
 		t.Fatalf("after payment: %+v", ch)
 	}
@@ -499,17 +500,17 @@ func testPaidFields(t *testing.T, s store.Store) {
 
 	// Another trade of the same QR closing (a buyer who scanned and gave
 	// up) must not close the paid order.
-	ch = observe(t, s, store.Observation{QRID: 5, TID: "T-second", Status: store.StatusTradeClosed, ObservedAt: time.Now()})[0]
-	if ch.Changed || ch.Order.Status == store.StatusTradeClosed || ch.Order.TID != "T-first" {
+	ch = observe(t, s, domain.Observation{QRID: 5, TID: "T-second", Status: domain.StatusTradeClosed, ObservedAt: time.Now()})[0]
+	if ch.Changed || ch.Order.Status == domain.StatusTradeClosed || ch.Order.TID != "T-first" {
 		t.Fatalf("a close of another trade moved the paid order: %+v", ch)
 	}
-	if _, err := s.OrderByTID(ctx(t), "T-second"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.OrderByTID(ctx(t), "T-second"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("OrderByTID(second tid) error = %v, want ErrNotFound", err)
 	}
 	// Its own trade closing (a full refund) closes it and keeps what was paid.
-	ch = observe(t, s, store.Observation{QRID: 5, TID: "T-first", Status: store.StatusTradeClosed, ObservedAt: time.Now()})[0]
+	ch = observe(t, s, domain.Observation{QRID: 5, TID: "T-first", Status: domain.StatusTradeClosed, ObservedAt: time.Now()})[0]
 	o = ch.Order
-	if !ch.Changed || o.Status != store.StatusTradeClosed || !o.EverPaid || o.Payment != 990 ||
+	if !ch.Changed || o.Status != domain.StatusTradeClosed || !o.EverPaid || o.Payment != 990 ||
 		o.BuyerID != "buyer-9" || o.PayType != "ALIPAY" || o.PaidAt != us(paidAt) || o.TID != "T-first" {
 		t.Fatalf("after close: %+v", ch)
 	}
@@ -523,14 +524,14 @@ func testPaidFields(t *testing.T, s store.Store) {
 // closing later changes nothing.
 func testSecondTradePays(t *testing.T, s store.Store) {
 	create(t, s, "two", 77)
-	observe(t, s, store.Observation{QRID: 77, TID: "T-abandoned", Status: store.StatusWaitBuyerPay, ObservedAt: time.Now()})
-	ch := observe(t, s, store.Observation{QRID: 77, TID: "T-paid", Status: store.StatusTradeSuccess, Payment: 990,
+	observe(t, s, domain.Observation{QRID: 77, TID: "T-abandoned", Status: domain.StatusWaitBuyerPay, ObservedAt: time.Now()})
+	ch := observe(t, s, domain.Observation{QRID: 77, TID: "T-paid", Status: domain.StatusTradeSuccess, Payment: 990,
 		BuyerID: "b2", ObservedAt: time.Now()})[0]
-	if !ch.Changed || ch.Order.TID != "T-paid" || ch.Order.Status != store.StatusTradeSuccess || !ch.Order.EverPaid {
+	if !ch.Changed || ch.Order.TID != "T-paid" || ch.Order.Status != domain.StatusTradeSuccess || !ch.Order.EverPaid {
 		t.Fatalf("payment of the second trade: %+v", ch)
 	}
-	ch = observe(t, s, store.Observation{QRID: 77, TID: "T-abandoned", Status: store.StatusTradeClosed, ObservedAt: time.Now()})[0]
-	if ch.Changed || ch.Order.Status != store.StatusTradeSuccess || ch.Order.TID != "T-paid" {
+	ch = observe(t, s, domain.Observation{QRID: 77, TID: "T-abandoned", Status: domain.StatusTradeClosed, ObservedAt: time.Now()})[0]
+	if ch.Changed || ch.Order.Status != domain.StatusTradeSuccess || ch.Order.TID != "T-paid" {
 		t.Fatalf("the abandoned trade's close moved the order: %+v", ch)
 	}
 	if o, err := s.OrderByTID(ctx(t), "T-paid"); err != nil || o.OrderID != "two" {
@@ -538,8 +539,8 @@ func testSecondTradePays(t *testing.T, s store.Store) {
 	}
 	// A wait on another trade never moves an order either.
 	create(t, s, "three", 78)
-	observe(t, s, store.Observation{QRID: 78, TID: "T-1", Status: store.StatusWaitBuyerPay, ObservedAt: time.Now()})
-	if ch := observe(t, s, store.Observation{QRID: 78, TID: "T-2", Status: store.StatusTradeClosed, ObservedAt: time.Now()})[0]; ch.Changed {
+	observe(t, s, domain.Observation{QRID: 78, TID: "T-1", Status: domain.StatusWaitBuyerPay, ObservedAt: time.Now()})
+	if ch := observe(t, s, domain.Observation{QRID: 78, TID: "T-2", Status: domain.StatusTradeClosed, ObservedAt: time.Now()})[0]; ch.Changed {
 		t.Errorf("another trade's close closed an unpaid order: %+v", ch)
 	}
 }
@@ -552,14 +553,14 @@ func raceStatuses(t *testing.T, s store.Store, qr int64, start string, statuses 
 	var (
 		wg      sync.WaitGroup
 		gate    = make(chan struct{})
-		changes = make([]store.Change, len(statuses))
+		changes = make([]domain.Change, len(statuses))
 		errs    = make([]error, len(statuses))
 	)
 	for i, st := range statuses {
 		wg.Go(func() {
 			<-gate
-			var ch []store.Change
-			ch, errs[i] = s.RecordObservations(ctx(t), []store.Observation{paidObs(qr, st)})
+			var ch []domain.Change
+			ch, errs[i] = s.RecordObservations(ctx(t), []domain.Observation{paidObs(qr, st)})
 			if errs[i] == nil {
 				changes[i] = ch[0]
 			}
@@ -567,7 +568,7 @@ func raceStatuses(t *testing.T, s store.Store, qr int64, start string, statuses 
 	}
 	close(gate)
 	wg.Wait()
-	var chain []store.Change
+	var chain []domain.Change
 	for i, ch := range changes {
 		if errs[i] != nil {
 			t.Fatalf("RecordObservations(%s): %v", statuses[i], errs[i])
@@ -576,10 +577,10 @@ func raceStatuses(t *testing.T, s store.Store, qr int64, start string, statuses 
 			chain = append(chain, ch)
 		}
 	}
-	slices.SortFunc(chain, func(a, b store.Change) int { return store.Rank(a.Order.Status) - store.Rank(b.Order.Status) })
+	slices.SortFunc(chain, func(a, b domain.Change) int { return domain.Rank(a.Order.Status) - domain.Rank(b.Order.Status) })
 	cur := start
 	for _, ch := range chain {
-		if ch.From != cur || store.Rank(ch.Order.Status) <= store.Rank(cur) {
+		if ch.From != cur || domain.Rank(ch.Order.Status) <= domain.Rank(cur) {
 			t.Fatalf("Changed observations do not form one forward chain: %s -> %s after %s", ch.From, ch.Order.Status, cur)
 		}
 		cur = ch.Order.Status
@@ -607,19 +608,19 @@ func shuffled(n int, from ...string) []string {
 
 func testConcurrentObservations(t *testing.T, s store.Store) {
 	create(t, s, "race", 77)
-	statuses := shuffled(50, store.StatusWaitBuyerPay, store.StatusTradePaid, store.StatusPaid, store.StatusWaitConfirm,
-		store.StatusWaitSellerSendGoods, store.StatusWaitBuyerConfirmGoods, store.StatusTradeBuyerSigned,
-		store.StatusTradeSuccess, "UNKNOWN_STATUS")
-	raceStatuses(t, s, 77, store.StatusWaitBuyerPay, statuses, store.StatusTradeSuccess)
+	statuses := shuffled(50, domain.StatusWaitBuyerPay, domain.StatusTradePaid, domain.StatusPaid, domain.StatusWaitConfirm,
+		domain.StatusWaitSellerSendGoods, domain.StatusWaitBuyerConfirmGoods, domain.StatusTradeBuyerSigned,
+		domain.StatusTradeSuccess, "UNKNOWN_STATUS")
+	raceStatuses(t, s, 77, domain.StatusWaitBuyerPay, statuses, domain.StatusTradeSuccess)
 }
 
 func testConcurrentObservationsAfterPayment(t *testing.T, s store.Store) {
 	create(t, s, "race-paid", 78)
-	observe(t, s, paidObs(78, store.StatusTradePaid))
+	observe(t, s, paidObs(78, domain.StatusTradePaid))
 	// Once paid, TRADE_CLOSED is the furthest and terminal.
-	statuses := shuffled(50, store.StatusTradePaid, store.StatusWaitSellerSendGoods, store.StatusTradeSuccess,
-		store.StatusTradeClosed, store.StatusWaitBuyerPay)
-	raceStatuses(t, s, 78, store.StatusTradePaid, statuses, store.StatusTradeClosed)
+	statuses := shuffled(50, domain.StatusTradePaid, domain.StatusWaitSellerSendGoods, domain.StatusTradeSuccess,
+		domain.StatusTradeClosed, domain.StatusWaitBuyerPay)
+	raceStatuses(t, s, 78, domain.StatusTradePaid, statuses, domain.StatusTradeClosed)
 }
 
 func testConcurrentBatches(t *testing.T, s store.Store) {
@@ -636,9 +637,9 @@ func testConcurrentBatches(t *testing.T, s store.Store) {
 	)
 	for range workers {
 		wg.Go(func() {
-			batch := make([]store.Observation, orders)
+			batch := make([]domain.Observation, orders)
 			for i, j := range rand.Perm(orders) {
-				batch[i] = paidObs(int64(500+j), store.StatusTradePaid)
+				batch[i] = paidObs(int64(500+j), domain.StatusTradePaid)
 			}
 			ch, err := s.RecordObservations(ctx(t), batch)
 			if err != nil {
@@ -661,8 +662,8 @@ func testConcurrentBatches(t *testing.T, s store.Store) {
 }
 
 func testUnknownQR(t *testing.T, s store.Store) {
-	ch := observe(t, s, paidObs(999, store.StatusTradePaid))
-	if ch[0] != (store.Change{}) {
+	ch := observe(t, s, paidObs(999, domain.StatusTradePaid))
+	if ch[0] != (domain.Change{}) {
 		t.Errorf("observation of an unknown QR = %+v, want a zero Change", ch[0])
 	}
 	if ch, err := s.RecordObservations(ctx(t), nil); err != nil || len(ch) != 0 {
@@ -674,23 +675,23 @@ func testBatch(t *testing.T, s store.Store) {
 	create(t, s, "A", 1)
 	create(t, s, "B", 2)
 	ch := observe(t, s,
-		paidObs(1, store.StatusTradePaid),
-		obs(2, store.StatusWaitBuyerPay),
-		paidObs(99, store.StatusTradePaid),
-		paidObs(1, store.StatusTradeSuccess),
-		paidObs(2, store.StatusTradePaid),
-		paidObs(1, store.StatusTradePaid),
+		paidObs(1, domain.StatusTradePaid),
+		obs(2, domain.StatusWaitBuyerPay),
+		paidObs(99, domain.StatusTradePaid),
+		paidObs(1, domain.StatusTradeSuccess),
+		paidObs(2, domain.StatusTradePaid),
+		paidObs(1, domain.StatusTradePaid),
 	)
 	want := []struct {
 		orderID, status, from string
 		changed               bool
 	}{
-		{"A", store.StatusTradePaid, store.StatusWaitBuyerPay, true},
-		{"B", store.StatusWaitBuyerPay, store.StatusWaitBuyerPay, false},
+		{"A", domain.StatusTradePaid, domain.StatusWaitBuyerPay, true},
+		{"B", domain.StatusWaitBuyerPay, domain.StatusWaitBuyerPay, false},
 		{"", "", "", false},
-		{"A", store.StatusTradeSuccess, store.StatusTradePaid, true},
-		{"B", store.StatusTradePaid, store.StatusWaitBuyerPay, true},
-		{"A", store.StatusTradeSuccess, store.StatusTradeSuccess, false},
+		{"A", domain.StatusTradeSuccess, domain.StatusTradePaid, true},
+		{"B", domain.StatusTradePaid, domain.StatusWaitBuyerPay, true},
+		{"A", domain.StatusTradeSuccess, domain.StatusTradeSuccess, false},
 	}
 	for i, w := range want {
 		c := ch[i]
@@ -698,10 +699,10 @@ func testBatch(t *testing.T, s store.Store) {
 			t.Errorf("change %d = {%s %s from %s changed %v}, want %+v", i, c.Order.OrderID, c.Order.Status, c.From, c.Changed, w)
 		}
 	}
-	if a := get(t, s, "A"); a.Status != store.StatusTradeSuccess || a.TID != "T1" {
+	if a := get(t, s, "A"); a.Status != domain.StatusTradeSuccess || a.TID != "T1" {
 		t.Errorf("A stored as %+v", a)
 	}
-	if b := get(t, s, "B"); b.Status != store.StatusTradePaid || b.TID != "T2" || !b.EverPaid {
+	if b := get(t, s, "B"); b.Status != domain.StatusTradePaid || b.TID != "T2" || !b.EverPaid {
 		t.Errorf("B stored as %+v", b)
 	}
 }
@@ -712,7 +713,7 @@ func testCloseExpired(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatalf("CloseExpired: %v", err)
 	}
-	if !ch.Changed || ch.From != store.StatusWaitBuyerPay || ch.Order.Status != store.StatusTradeClosed ||
+	if !ch.Changed || ch.From != domain.StatusWaitBuyerPay || ch.Order.Status != domain.StatusTradeClosed ||
 		ch.Order.EverPaid || ch.Order.Payment != 0 {
 		t.Fatalf("CloseExpired = %+v", ch)
 	}
@@ -720,14 +721,14 @@ func testCloseExpired(t *testing.T, s store.Store) {
 		t.Errorf("stored %+v, Change carried %+v", o, ch.Order)
 	}
 	ch, err = s.CloseExpired(ctx(t), "unpaid", time.Now())
-	if err != nil || ch.Changed || ch.Order.Status != store.StatusTradeClosed {
+	if err != nil || ch.Changed || ch.Order.Status != domain.StatusTradeClosed {
 		t.Errorf("second CloseExpired = %+v, %v; want unchanged", ch, err)
 	}
 
 	create(t, s, "paid", 2)
-	observe(t, s, paidObs(2, store.StatusTradePaid))
+	observe(t, s, paidObs(2, domain.StatusTradePaid))
 	ch, err = s.CloseExpired(ctx(t), "paid", time.Now())
-	if err != nil || ch.Changed || ch.Order.Status != store.StatusTradePaid {
+	if err != nil || ch.Changed || ch.Order.Status != domain.StatusTradePaid {
 		t.Errorf("CloseExpired(paid) = %+v, %v; want unchanged", ch, err)
 	}
 
@@ -737,13 +738,13 @@ func testCloseExpired(t *testing.T, s store.Store) {
 		t.Errorf("CloseExpired(no QR) = %+v, %v; want closed", ch, err)
 	}
 
-	if _, err := s.CloseExpired(ctx(t), "absent", time.Now()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.CloseExpired(ctx(t), "absent", time.Now()); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("CloseExpired(absent) error = %v, want ErrNotFound", err)
 	}
 }
 
-func sortOrders(os []store.Order) {
-	slices.SortFunc(os, func(a, b store.Order) int {
+func sortOrders(os []domain.Order) {
+	slices.SortFunc(os, func(a, b domain.Order) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
 		}
@@ -752,7 +753,7 @@ func sortOrders(os []store.Order) {
 }
 
 func testUnpaidOrders(t *testing.T, s store.Store) {
-	var all []store.Order
+	var all []domain.Order
 	for i := range 8 {
 		id := fmt.Sprintf("u-%d", i)
 		qr := int64(10 + i)
@@ -761,12 +762,12 @@ func testUnpaidOrders(t *testing.T, s store.Store) {
 		}
 		all = append(all, create(t, s, id, qr))
 	}
-	observe(t, s, paidObs(13, store.StatusTradePaid)) // u-3 paid
+	observe(t, s, paidObs(13, domain.StatusTradePaid)) // u-3 paid
 	if _, err := s.CloseExpired(ctx(t), "u-4", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	from, to := all[1].CreatedAt, all[7].CreatedAt
-	var want []store.Order
+	var want []domain.Order
 	for _, o := range all {
 		if o.QRID != 0 && o.OrderID != "u-3" && o.OrderID != "u-4" &&
 			!o.CreatedAt.Before(from) && o.CreatedAt.Before(to) {
@@ -801,7 +802,7 @@ func testUnpaidOrders(t *testing.T, s store.Store) {
 
 func testListOrders(t *testing.T, s store.Store) {
 	const n = 105 // more than the default limit
-	var all []store.Order
+	var all []domain.Order
 	for i := range n {
 		qr := int64(0)
 		if i%3 == 0 {
@@ -809,9 +810,9 @@ func testListOrders(t *testing.T, s store.Store) {
 		}
 		all = append(all, create(t, s, fmt.Sprintf("l-%03d", i), qr))
 	}
-	var batch []store.Observation
+	var batch []domain.Observation
 	for i := 0; i < n; i += 6 {
-		batch = append(batch, paidObs(int64(100+i), store.StatusTradePaid))
+		batch = append(batch, paidObs(int64(100+i), domain.StatusTradePaid))
 	}
 	for i, ch := range observe(t, s, batch...) {
 		all[6*i] = ch.Order
@@ -819,7 +820,7 @@ func testListOrders(t *testing.T, s store.Store) {
 	sortOrders(all)
 
 	// Keyset paging visits every order once, in order.
-	var paged []store.Order
+	var paged []domain.Order
 	f := store.OrderFilter{Limit: 7}
 	for page := 0; ; page++ {
 		if page > n {
@@ -857,11 +858,11 @@ func testListOrders(t *testing.T, s store.Store) {
 
 	var wantPaid []string
 	for _, o := range all {
-		if o.Status == store.StatusTradePaid {
+		if o.Status == domain.StatusTradePaid {
 			wantPaid = append(wantPaid, o.OrderID)
 		}
 	}
-	got, err = s.ListOrders(ctx(t), store.OrderFilter{Status: store.StatusTradePaid, Limit: 1000})
+	got, err = s.ListOrders(ctx(t), store.OrderFilter{Status: domain.StatusTradePaid, Limit: 1000})
 	if err != nil || !slices.Equal(ids(got), wantPaid) || len(wantPaid) == 0 {
 		t.Errorf("ListOrders(status) = %v, %v; want %v", ids(got), err, wantPaid)
 	}
@@ -889,9 +890,9 @@ func testDeliveries(t *testing.T, s store.Store) {
 	event := []byte(`{"event_id":"ev1","status":"TRADE_PAID"}`)
 	longErr := strings.Repeat("错", 200) + "\xff" // 600 bytes and invalid UTF-8
 
-	record := func(a store.Attempt) store.Delivery {
+	record := func(a domain.Attempt) domain.Delivery {
 		t.Helper()
-		ds, err := s.RecordAttempts(ctx(t), []store.Attempt{a})
+		ds, err := s.RecordAttempts(ctx(t), []domain.Attempt{a})
 		if err != nil {
 			t.Fatalf("RecordAttempts: %v", err)
 		}
@@ -902,9 +903,9 @@ func testDeliveries(t *testing.T, s store.Store) {
 		return ds[0]
 	}
 
-	d := record(store.Attempt{EventID: "ev1", Endpoint: "https://a.example/hook", OrderID: "o1", Status: "TRADE_PAID",
+	d := record(domain.Attempt{EventID: "ev1", Endpoint: "https://a.example/hook", OrderID: "o1", Status: "TRADE_PAID",
 		Event: event, HTTPStatus: 500, Error: longErr, NextAttemptAt: at(60), At: at(0)})
-	if d.Attempts != 1 || d.State() != store.DeliveryPending || d.LastHTTPStatus != 500 || d.OrderID != "o1" ||
+	if d.Attempts != 1 || d.State() != domain.DeliveryPending || d.LastHTTPStatus != 500 || d.OrderID != "o1" ||
 		d.Status != "TRADE_PAID" || string(d.Event) != string(event) || d.NextAttemptAt != us(at(60)) ||
 		d.CreatedAt != us(at(0)) || d.UpdatedAt != us(at(0)) {
 		t.Fatalf("first attempt: %+v", d)
@@ -913,24 +914,24 @@ func testDeliveries(t *testing.T, s store.Store) {
 		t.Errorf("LastError not truncated to <= 500 bytes of valid UTF-8: %d bytes %q", len(d.LastError), d.LastError)
 	}
 
-	d = record(store.Attempt{EventID: "ev1", Endpoint: "https://a.example/hook", OrderID: "o1", Status: "TRADE_PAID",
+	d = record(domain.Attempt{EventID: "ev1", Endpoint: "https://a.example/hook", OrderID: "o1", Status: "TRADE_PAID",
 		Event: []byte(`{"other":1}`), HTTPStatus: 200, Delivered: true, At: at(60)})
-	if d.Attempts != 2 || d.State() != store.DeliveryDelivered || d.DeliveredAt != us(at(60)) || d.LastError != "" ||
+	if d.Attempts != 2 || d.State() != domain.DeliveryDelivered || d.DeliveredAt != us(at(60)) || d.LastError != "" ||
 		d.LastHTTPStatus != 200 || !d.NextAttemptAt.IsZero() || string(d.Event) != string(event) || d.CreatedAt != us(at(0)) {
 		t.Fatalf("delivered attempt: %+v", d)
 	}
 	// A stray later attempt does not undo delivery.
-	d = record(store.Attempt{EventID: "ev1", Endpoint: "https://a.example/hook", HTTPStatus: 502, Error: "bad gateway", At: at(61)})
-	if d.Attempts != 3 || d.State() != store.DeliveryDelivered || d.DeliveredAt != us(at(60)) || d.OrderID != "o1" {
+	d = record(domain.Attempt{EventID: "ev1", Endpoint: "https://a.example/hook", HTTPStatus: 502, Error: "bad gateway", At: at(61)})
+	if d.Attempts != 3 || d.State() != domain.DeliveryDelivered || d.DeliveredAt != us(at(60)) || d.OrderID != "o1" {
 		t.Fatalf("attempt after delivery: %+v", d)
 	}
 
-	d = record(store.Attempt{EventID: "ev1", Endpoint: "https://b.example/hook", OrderID: "o1", Status: "TRADE_PAID",
+	d = record(domain.Attempt{EventID: "ev1", Endpoint: "https://b.example/hook", OrderID: "o1", Status: "TRADE_PAID",
 		Event: event, Error: "timeout", GiveUp: true, At: at(62)})
-	if d.Attempts != 1 || d.State() != store.DeliveryFailed || d.GivenUpAt != us(at(62)) || d.LastHTTPStatus != 0 {
+	if d.Attempts != 1 || d.State() != domain.DeliveryFailed || d.GivenUpAt != us(at(62)) || d.LastHTTPStatus != 0 {
 		t.Fatalf("given-up attempt: %+v", d)
 	}
-	record(store.Attempt{EventID: "ev2", Endpoint: "https://a.example/hook", OrderID: "o2", Status: "TRADE_SUCCESS",
+	record(domain.Attempt{EventID: "ev2", Endpoint: "https://a.example/hook", OrderID: "o2", Status: "TRADE_SUCCESS",
 		Event: []byte(`{}`), HTTPStatus: 503, NextAttemptAt: at(200), At: at(63)})
 
 	ev1, err := s.DeliveriesForEvent(ctx(t), "ev1")
@@ -949,7 +950,7 @@ func testDeliveries(t *testing.T, s store.Store) {
 		t.Errorf("DeliveriesForEvents(nil) = %+v, %v", none, err)
 	}
 
-	key := func(ds []store.Delivery) []string {
+	key := func(ds []domain.Delivery) []string {
 		out := make([]string, len(ds))
 		for i, d := range ds {
 			out[i] = d.EventID + " " + d.Endpoint
@@ -961,11 +962,11 @@ func testDeliveries(t *testing.T, s store.Store) {
 		want []string
 	}{
 		{store.DeliveryFilter{}, []string{"ev1 https://a.example/hook", "ev1 https://b.example/hook", "ev2 https://a.example/hook"}},
-		{store.DeliveryFilter{State: store.DeliveryPending}, []string{"ev2 https://a.example/hook"}},
-		{store.DeliveryFilter{State: store.DeliveryDelivered}, []string{"ev1 https://a.example/hook"}},
-		{store.DeliveryFilter{State: store.DeliveryFailed}, []string{"ev1 https://b.example/hook"}},
+		{store.DeliveryFilter{State: domain.DeliveryPending}, []string{"ev2 https://a.example/hook"}},
+		{store.DeliveryFilter{State: domain.DeliveryDelivered}, []string{"ev1 https://a.example/hook"}},
+		{store.DeliveryFilter{State: domain.DeliveryFailed}, []string{"ev1 https://b.example/hook"}},
 		{store.DeliveryFilter{Endpoint: "https://a.example/hook"}, []string{"ev1 https://a.example/hook", "ev2 https://a.example/hook"}},
-		{store.DeliveryFilter{Endpoint: "https://b.example/hook", State: store.DeliveryDelivered}, []string{}},
+		{store.DeliveryFilter{Endpoint: "https://b.example/hook", State: domain.DeliveryDelivered}, []string{}},
 		{store.DeliveryFilter{Limit: 1}, []string{"ev1 https://a.example/hook"}},
 	} {
 		got, err := s.ListDeliveries(ctx(t), c.f)
@@ -979,32 +980,32 @@ func testDeliveries(t *testing.T, s store.Store) {
 
 	// Reopening a given-up delivery keeps counting attempts.
 	d, err = s.ReopenDelivery(ctx(t), "ev1", "https://b.example/hook")
-	if err != nil || d.State() != store.DeliveryPending || d.Attempts != 1 || !d.GivenUpAt.IsZero() || string(d.Event) != string(event) {
+	if err != nil || d.State() != domain.DeliveryPending || d.Attempts != 1 || !d.GivenUpAt.IsZero() || string(d.Event) != string(event) {
 		t.Fatalf("ReopenDelivery(failed) = %+v, %v", d, err)
 	}
-	d = record(store.Attempt{EventID: "ev1", Endpoint: "https://b.example/hook", HTTPStatus: 200, Delivered: true, At: time.Now()})
-	if d.Attempts != 2 || d.State() != store.DeliveryDelivered {
+	d = record(domain.Attempt{EventID: "ev1", Endpoint: "https://b.example/hook", HTTPStatus: 200, Delivered: true, At: time.Now()})
+	if d.Attempts != 2 || d.State() != domain.DeliveryDelivered {
 		t.Errorf("attempt after reopen: %+v", d)
 	}
 	d, err = s.ReopenDelivery(ctx(t), "ev1", "https://a.example/hook")
-	if err != nil || d.State() != store.DeliveryPending || d.Attempts != 3 || !d.DeliveredAt.IsZero() {
+	if err != nil || d.State() != domain.DeliveryPending || d.Attempts != 3 || !d.DeliveredAt.IsZero() {
 		t.Fatalf("ReopenDelivery(delivered) = %+v, %v", d, err)
 	}
-	if got, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{State: store.DeliveryPending}); err != nil ||
+	if got, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{State: domain.DeliveryPending}); err != nil ||
 		!slices.Equal(key(got), []string{"ev2 https://a.example/hook", "ev1 https://a.example/hook"}) {
 		t.Errorf("pending after reopen = %v, %v", key(got), err)
 	}
-	if _, err := s.ReopenDelivery(ctx(t), "ev-none", "https://a.example/hook"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ReopenDelivery(ctx(t), "ev-none", "https://a.example/hook"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("ReopenDelivery(absent) error = %v, want ErrNotFound", err)
 	}
 }
 
 func testDeliveryBatch(t *testing.T, s store.Store) {
 	now := time.Now()
-	a := store.Attempt{EventID: "e", Endpoint: "x", OrderID: "o", Status: "TRADE_PAID", Event: []byte(`{}`), HTTPStatus: 500, At: now}
+	a := domain.Attempt{EventID: "e", Endpoint: "x", OrderID: "o", Status: "TRADE_PAID", Event: []byte(`{}`), HTTPStatus: 500, At: now}
 	b := a
 	b.Endpoint = "y"
-	ds, err := s.RecordAttempts(ctx(t), []store.Attempt{a, b, a})
+	ds, err := s.RecordAttempts(ctx(t), []domain.Attempt{a, b, a})
 	if err != nil || len(ds) != 3 {
 		t.Fatalf("RecordAttempts = %+v, %v", ds, err)
 	}
@@ -1035,15 +1036,15 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			if _, err := s.Reserve(b.Context(), newOrder(id), time.Minute); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := s.AttachQR(b.Context(), id, store.QRCode{ID: int64(i), URL: "u"}); err != nil {
+			if _, err := s.AttachQR(b.Context(), id, domain.QRCode{ID: int64(i), URL: "u"}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	// Observations cycle over many orders through the lifecycle, so most
 	// are repeats that change nothing, as in production polling.
-	lifecycle := []string{store.StatusWaitBuyerPay, store.StatusWaitBuyerPay, store.StatusTradePaid,
-		store.StatusWaitSellerSendGoods, store.StatusTradeSuccess, store.StatusTradeSuccess}
+	lifecycle := []string{domain.StatusWaitBuyerPay, domain.StatusWaitBuyerPay, domain.StatusTradePaid,
+		domain.StatusWaitSellerSendGoods, domain.StatusTradeSuccess, domain.StatusTradeSuccess}
 	const orders = 512
 	seed := func(b *testing.B, s store.Store) {
 		for i := range orders {
@@ -1056,7 +1057,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		i := 0
 		for b.Loop() {
 			ob := paidObs(int64(i%orders+1), lifecycle[(i/orders)%len(lifecycle)])
-			if _, err := s.RecordObservations(b.Context(), []store.Observation{ob}); err != nil {
+			if _, err := s.RecordObservations(b.Context(), []domain.Observation{ob}); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -1066,7 +1067,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		s := setup(b)
 		seed(b, s)
 		i := 0
-		batch := make([]store.Observation, 64)
+		batch := make([]domain.Observation, 64)
 		for b.Loop() {
 			for j := range batch {
 				batch[j] = paidObs(int64(i%orders+1), lifecycle[(i/orders)%len(lifecycle)])
@@ -1099,24 +1100,24 @@ func RecordHistory(t *testing.T, s store.Store) []HistoryRow {
 	create(t, s, "h1", 1)
 	create(t, s, "h2", 2)
 	observe(t, s,
-		obs(1, store.StatusWaitBuyerPay),
-		paidObs(1, store.StatusTradePaid),
-		paidObs(99, store.StatusTradePaid),
-		paidObs(2, store.StatusTradeSuccess),
-		paidObs(1, store.StatusTradePaid),
-		paidObs(1, store.StatusTradeSuccess),
+		obs(1, domain.StatusWaitBuyerPay),
+		paidObs(1, domain.StatusTradePaid),
+		paidObs(99, domain.StatusTradePaid),
+		paidObs(2, domain.StatusTradeSuccess),
+		paidObs(1, domain.StatusTradePaid),
+		paidObs(1, domain.StatusTradeSuccess),
 	)
 	create(t, s, "h3", 3)
 	if _, err := s.CloseExpired(ctx(t), "h3", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return []HistoryRow{
-		{"h1", "youzan", store.StatusWaitBuyerPay, false, store.StatusWaitBuyerPay},
-		{"h1", "youzan", store.StatusTradePaid, true, store.StatusWaitBuyerPay},
-		{"h2", "youzan", store.StatusTradeSuccess, true, store.StatusWaitBuyerPay},
-		{"h1", "youzan", store.StatusTradePaid, false, store.StatusTradePaid},
-		{"h1", "youzan", store.StatusTradeSuccess, true, store.StatusTradePaid},
-		{"h3", "expiry", store.StatusTradeClosed, true, store.StatusWaitBuyerPay},
+		{"h1", "youzan", domain.StatusWaitBuyerPay, false, domain.StatusWaitBuyerPay},
+		{"h1", "youzan", domain.StatusTradePaid, true, domain.StatusWaitBuyerPay},
+		{"h2", "youzan", domain.StatusTradeSuccess, true, domain.StatusWaitBuyerPay},
+		{"h1", "youzan", domain.StatusTradePaid, false, domain.StatusTradePaid},
+		{"h1", "youzan", domain.StatusTradeSuccess, true, domain.StatusTradePaid},
+		{"h3", "expiry", domain.StatusTradeClosed, true, domain.StatusWaitBuyerPay},
 	}
 }
 

@@ -3,55 +3,61 @@ package main
 
 import (
 	"context"
-	"log/slog"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/yzpay/yzpay/services/gateway"
-	"github.com/yzpay/yzpay/shared/boot"
 	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/metrics"
-	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/process"
 	"github.com/yzpay/yzpay/shared/replay"
+	"github.com/yzpay/yzpay/shared/store/postgres"
+	"github.com/yzpay/yzpay/shared/youzan"
 )
 
-func main() { boot.Main("gateway", run) }
+func main() { process.Main("gateway", run) }
 
-func run(ctx context.Context, env config.Env, log *slog.Logger) error {
-	cfg, cerr := gateway.FromEnv(env, false)
-	yz, yerr := boot.YouzanFromEnv(env)
-	split, serr := boot.SplitFromEnv(env)
-	if err := boot.MergeMissing(cerr, yerr, serr); err != nil {
+func run(ctx context.Context, env config.Env, stderr io.Writer) error {
+	cfg, err := config.LoadGateway(env)
+	if err != nil {
 		return err
 	}
+	log := cfg.Log.Logger(stderr).With("service", "gateway")
+	fmt.Fprintln(stderr, "yzpay gateway")
+	cfg.Banner(stderr)
 	m := metrics.New()
-	st, storeDesc, err := boot.OpenStore(ctx, split.DatabaseURL, "")
+	st, err := postgres.OpenMigrated(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	nc, js, err := boot.ConnectNATS(ctx, split.NATSURL, "yzpay-gateway", split.Replicas, log)
+	nc, js, err := natsjs.Connect(ctx, cfg.Broker.NATSURL, "yzpay-gateway", cfg.Broker.Replicas, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Drain()
-	client, err := boot.Youzan(yz, m, log)
+	yz, err := youzan.New(youzan.Config{
+		BaseURL: cfg.Youzan.BaseURL, ClientID: cfg.Youzan.ClientID, ClientSecret: cfg.Youzan.ClientSecret,
+		KdtID: cfg.Youzan.KdtID, Observe: m.ObserveYouzan, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	cfg.ClientID, cfg.ClientSecret = yz.ClientID, yz.ClientSecret
 	g, err := gateway.New(cfg, gateway.Deps{
-		Store: st, JS: js, Youzan: client, Metrics: m, Logger: log,
-		Checks:   []opshttp.Check{boot.NATSCheck(nc, js), boot.StoreCheck(st)},
+		Store: st, JS: js, Youzan: yz, Metrics: m, Logger: log,
+		Checks:   []httpapi.Check{{Name: "nats", Fn: natsjs.Ping(nc, js)}, {Name: "store", Fn: st.Ping}},
 		Replayer: replay.Replayer{Store: st, JS: js},
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := opshttp.Listen(env.Get("GATEWAY_ADDR", gateway.DefaultAddr))
+	ln, err := httpapi.Listen(cfg.Addr)
 	if err != nil {
 		return err
 	}
-	log.Info("gateway listening", "addr", ln.Addr().String(), "store", storeDesc, "nats", config.RedactURL(split.NATSURL),
-		"youzan", yz.BaseURL, "admin_api", cfg.AdminKey != "")
-	return opshttp.Serve(ctx, ln, g.Handler(), 10*time.Second)
+	log.Info("gateway listening", "addr", ln.Addr().String())
+	return httpapi.Serve(ctx, ln, g.Handler(), 10*time.Second)
 }

@@ -3,31 +3,37 @@ package main
 
 import (
 	"context"
-	"log/slog"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/yzpay/yzpay/services/notifier"
-	"github.com/yzpay/yzpay/shared/boot"
 	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/metrics"
-	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/process"
+	"github.com/yzpay/yzpay/shared/store/postgres"
+	"golang.org/x/sync/errgroup"
 )
 
-func main() { boot.Main("notifier", run) }
+func main() { process.Main("notifier", run) }
 
-func run(ctx context.Context, env config.Env, log *slog.Logger) error {
-	cfg, cerr := notifier.FromEnv(env, false)
-	split, serr := boot.SplitFromEnv(env)
-	if err := boot.MergeMissing(cerr, serr); err != nil {
+func run(ctx context.Context, env config.Env, stderr io.Writer) error {
+	cfg, err := config.LoadNotifier(env)
+	if err != nil {
 		return err
 	}
+	log := cfg.Log.Logger(stderr).With("service", "notifier")
+	fmt.Fprintln(stderr, "yzpay notifier")
+	cfg.Banner(stderr)
 	m := metrics.New()
-	st, storeDesc, err := boot.OpenStore(ctx, split.DatabaseURL, "")
+	st, err := postgres.OpenMigrated(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	nc, js, err := boot.ConnectNATS(ctx, split.NATSURL, "yzpay-notifier", split.Replicas, log)
+	nc, js, err := natsjs.Connect(ctx, cfg.Broker.NATSURL, "yzpay-notifier", cfg.Broker.Replicas, log)
 	if err != nil {
 		return err
 	}
@@ -36,12 +42,14 @@ func run(ctx context.Context, env config.Env, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ln, err := opshttp.Listen(env.Get("METRICS_ADDR", notifier.DefaultMetricsAddr))
+	ln, err := httpapi.Listen(cfg.MetricsAddr)
 	if err != nil {
 		return err
 	}
-	log.Info("notifier running", "metrics", ln.Addr().String(), "store", storeDesc, "nats", config.RedactURL(split.NATSURL),
-		"endpoints", len(cfg.Endpoints), "format", cfg.Format)
-	ops := opshttp.OpsMux(m, log, boot.NATSCheck(nc, js), boot.StoreCheck(st))
-	return boot.Group(ctx, n.Run, func(ctx context.Context) error { return opshttp.Serve(ctx, ln, ops, 5*time.Second) })
+	log.Info("notifier running", "metrics", ln.Addr().String())
+	ops := httpapi.OpsMux(m, log, httpapi.Check{Name: "nats", Fn: natsjs.Ping(nc, js)}, httpapi.Check{Name: "store", Fn: st.Ping})
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.Run(ctx) })
+	g.Go(func() error { return httpapi.Serve(ctx, ln, ops, 5*time.Second) })
+	return g.Wait()
 }

@@ -3,49 +3,61 @@ package main
 
 import (
 	"context"
-	"log/slog"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/yzpay/yzpay/services/tradefetcher"
-	"github.com/yzpay/yzpay/shared/boot"
 	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/metrics"
-	"github.com/yzpay/yzpay/shared/opshttp"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/process"
+	"github.com/yzpay/yzpay/shared/store/postgres"
+	"github.com/yzpay/yzpay/shared/youzan"
+	"golang.org/x/sync/errgroup"
 )
 
-func main() { boot.Main("tradefetcher", run) }
+func main() { process.Main("tradefetcher", run) }
 
-func run(ctx context.Context, env config.Env, log *slog.Logger) error {
-	cfg, cerr := tradefetcher.FromEnv(env)
-	yz, yerr := boot.YouzanFromEnv(env)
-	split, serr := boot.SplitFromEnv(env)
-	if err := boot.MergeMissing(cerr, yerr, serr); err != nil {
+func run(ctx context.Context, env config.Env, stderr io.Writer) error {
+	cfg, err := config.LoadTradefetcher(env)
+	if err != nil {
 		return err
 	}
+	log := cfg.Log.Logger(stderr).With("service", "tradefetcher")
+	fmt.Fprintln(stderr, "yzpay tradefetcher")
+	cfg.Banner(stderr)
 	m := metrics.New()
-	st, storeDesc, err := boot.OpenStore(ctx, split.DatabaseURL, "")
+	st, err := postgres.OpenMigrated(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	nc, js, err := boot.ConnectNATS(ctx, split.NATSURL, "yzpay-tradefetcher", split.Replicas, log)
+	nc, js, err := natsjs.Connect(ctx, cfg.Broker.NATSURL, "yzpay-tradefetcher", cfg.Broker.Replicas, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Drain()
-	client, err := boot.Youzan(yz, m, log)
+	yz, err := youzan.New(youzan.Config{
+		BaseURL: cfg.Youzan.BaseURL, ClientID: cfg.Youzan.ClientID, ClientSecret: cfg.Youzan.ClientSecret,
+		KdtID: cfg.Youzan.KdtID, Observe: m.ObserveYouzan, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	f, err := tradefetcher.New(cfg, tradefetcher.Deps{Store: st, JS: js, Youzan: client, Metrics: m, Logger: log})
+	f, err := tradefetcher.New(cfg, tradefetcher.Deps{Store: st, JS: js, Youzan: yz, Metrics: m, Logger: log})
 	if err != nil {
 		return err
 	}
-	ln, err := opshttp.Listen(env.Get("METRICS_ADDR", tradefetcher.DefaultMetricsAddr))
+	ln, err := httpapi.Listen(cfg.MetricsAddr)
 	if err != nil {
 		return err
 	}
-	log.Info("tradefetcher running", "metrics", ln.Addr().String(), "store", storeDesc, "nats", config.RedactURL(split.NATSURL))
-	ops := opshttp.OpsMux(m, log, boot.NATSCheck(nc, js), boot.StoreCheck(st))
-	return boot.Group(ctx, f.Run, func(ctx context.Context) error { return opshttp.Serve(ctx, ln, ops, 5*time.Second) })
+	log.Info("tradefetcher running", "metrics", ln.Addr().String())
+	ops := httpapi.OpsMux(m, log, httpapi.Check{Name: "nats", Fn: natsjs.Ping(nc, js)}, httpapi.Check{Name: "store", Fn: st.Ping})
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return f.Run(ctx) })
+	g.Go(func() error { return httpapi.Serve(ctx, ln, ops, 5*time.Second) })
+	return g.Wait()
 }

@@ -1,0 +1,53 @@
+package domain
+
+import "time"
+
+// Delivery is the state of one event's push to one merchant endpoint.
+type Delivery struct {
+	EventID        string
+	Endpoint       string
+	OrderID        string
+	Status         string // the event's trade status
+	Event          []byte // the event JSON, so an operator can replay it
+	Attempts       int
+	LastHTTPStatus int
+	LastError      string // truncated, never a secret
+	NextAttemptAt  time.Time
+	DeliveredAt    time.Time
+	GivenUpAt      time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Delivery states for listing.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed" // given up
+)
+
+// State is pending, delivered or failed.
+func (d Delivery) State() string {
+	switch {
+	case !d.DeliveredAt.IsZero():
+		return DeliveryDelivered
+	case !d.GivenUpAt.IsZero():
+		return DeliveryFailed
+	}
+	return DeliveryPending
+}
+
+// Attempt is one delivery attempt's outcome.
+type Attempt struct {
+	EventID       string
+	Endpoint      string
+	OrderID       string
+	Status        string
+	Event         []byte
+	HTTPStatus    int    // 0 when no answer
+	Error         string // "" on success; the store truncates it
+	Delivered     bool
+	NextAttemptAt time.Time // zero when none
+	GiveUp        bool
+	At            time.Time
+}

@@ -1,0 +1,190 @@
+// Consume runs a durable JetStream pull consumer in batches: take
+// what has arrived, up to N messages, hand the batch to a handler that acks
+// or naks each message itself, repeat until the context ends. Both pipeline workers use it, so a
+// batch can share one store transaction and one round of publishes.
+package natsjs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BatchHandler processes one batch. It must ack, nak or term every message; a
+// message it forgets is redelivered after AckWait.
+type BatchHandler func(ctx context.Context, batch []jetstream.Msg)
+
+// ConsumeOptions tune the loop.
+type ConsumeOptions struct {
+	Batch int // messages handled together at most; default 64
+	// InFlight batches may be handled at once, so one slow batch (a merchant
+	// timing out) does not hold up the rest; default 4.
+	InFlight int
+	// AckWait of the consumer: while a batch is being handled its messages
+	// are marked in progress every AckWait/3, so a slow Youzan or merchant
+	// does not make JetStream hand out a second copy meanwhile.
+	AckWait time.Duration
+	// OnRedelivery is called for each message delivered more than once.
+	OnRedelivery func()
+	Logger       *slog.Logger
+}
+
+// Consume receives messages and hands them to h in batches until ctx ends.
+// Messages stream in through one long-lived pull subscription; a batch is
+// the first message that arrives plus whatever else is already waiting (up
+// to Batch), so a lone message is handled at once and a burst is handled
+// together. Up to InFlight batches are handled at a time. When ctx ends, no
+// new batch starts, batches being handled finish with a context that
+// outlives ctx by at most grace, and messages received but not started are
+// naked so another worker takes them at once (any still in the client's
+// buffer come back after AckWait).
+func Consume(ctx context.Context, cons jetstream.Consumer, h BatchHandler, o ConsumeOptions, grace time.Duration) error {
+	if o.Batch <= 0 {
+		o.Batch = 64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.InFlight <= 0 {
+		o.InFlight = 4
+	}
+	buffered := o.Batch * o.InFlight
+	ch := make(chan jetstream.Msg, buffered)
+	cc, err := cons.Consume(func(m jetstream.Msg) { ch <- m },
+		jetstream.PullMaxMessages(buffered),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if ctx.Err() == nil {
+				o.Logger.Warn("consumer interrupted; it resumes by itself", "err", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	sem := make(chan struct{}, o.InFlight)
+	var wg sync.WaitGroup
+	defer func() {
+		cc.Stop()
+		wg.Wait()
+		for {
+			select {
+			case m := <-ch:
+				_ = m.Nak()
+			default:
+				return
+			}
+		}
+	}()
+	for {
+		var first jetstream.Msg
+		select {
+		case <-ctx.Done():
+			return nil
+		case first = <-ch:
+		}
+		msgs := []jetstream.Msg{first}
+	more:
+		for len(msgs) < o.Batch {
+			select {
+			case m := <-ch:
+				msgs = append(msgs, m)
+			default:
+				break more
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			for _, m := range msgs {
+				_ = m.Nak()
+			}
+			return nil
+		}
+		if o.OnRedelivery != nil {
+			for _, m := range msgs {
+				if Delivered(m) > 1 {
+					o.OnRedelivery()
+				}
+			}
+		}
+		hctx, cancel := detach(ctx, grace)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer cancel()
+			stop := keepAlive(msgs, o.AckWait)
+			defer stop()
+			h(hctx, msgs)
+		}()
+	}
+}
+
+// keepAlive tells JetStream every ackWait/3 that msgs are still being
+// worked on; messages already acked or naked simply refuse it.
+func keepAlive(msgs []jetstream.Msg, ackWait time.Duration) (stop func()) {
+	if ackWait <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// detach returns a context that ends grace after parent does.
+func detach(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(ctx, func() { t.Stop() })
+	})
+	return ctx, func() { stop(); cancel() }
+}
+
+// Delivered is the message's delivery count (1 on first delivery).
+func Delivered(m jetstream.Msg) int {
+	md, err := m.Metadata()
+	if err != nil {
+		return 1
+	}
+	return int(md.NumDelivered)
+}
+
+// Step returns schedule[n-1], or its last element past the end.
+func Step(schedule []time.Duration, n int) time.Duration {
+	if len(schedule) == 0 {
+		return time.Second
+	}
+	if n < 1 {
+		n = 1
+	}
+	if n > len(schedule) {
+		return schedule[len(schedule)-1]
+	}
+	return schedule[n-1]
+}
+
+// EnsureConsumer creates or updates the durable consumer on stream.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, stream, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,88 @@
+// Package embedded runs a JetStream server inside the process: the broker of
+// `yzpay serve` when NATS_URL is unset, and of tests that need to stop and
+// restart a real broker.
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Options configure the server.
+type Options struct {
+	StoreDir string // JetStream file store; required
+	// Listen opens a TCP listener on Host:Port (Port -1 = random). Without it
+	// the server is reachable only in-process, which is what `yzpay serve`
+	// wants: no public listener nobody asked for.
+	Listen bool
+	Host   string
+	Port   int
+}
+
+// Server is a running embedded server.
+type Server struct {
+	srv  *server.Server
+	opts Options
+}
+
+// Start launches the server and waits until it accepts clients.
+func Start(o Options) (*Server, error) {
+	if o.StoreDir == "" {
+		return nil, errors.New("embedded nats: StoreDir is required")
+	}
+	host := o.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	so := &server.Options{
+		ServerName: "yzpay-embedded",
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		Host:       host,
+		Port:       o.Port,
+		NoSigs:     true,
+		NoLog:      true,
+		DontListen: !o.Listen,
+		// Big enough for yzpay's payloads; the default is 1 MiB as well.
+		MaxPayload: 1 << 20,
+	}
+	if o.Listen && o.Port == 0 {
+		so.Port = server.RANDOM_PORT
+	}
+	srv, err := server.NewServer(so)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: new server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats: server not ready after 30s")
+	}
+	return &Server{srv: srv, opts: o}, nil
+}
+
+// ClientURL is the TCP URL, "" when not listening.
+func (s *Server) ClientURL() string {
+	if !s.opts.Listen {
+		return ""
+	}
+	return s.srv.ClientURL()
+}
+
+// Connect opens a client connection (in-process when not listening).
+func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	if s.opts.Listen {
+		return nats.Connect(s.srv.ClientURL(), opts...)
+	}
+	return nats.Connect("", append(opts, nats.InProcessServer(s.srv))...)
+}
+
+// Shutdown stops the server and waits for it.
+func (s *Server) Shutdown() {
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+}

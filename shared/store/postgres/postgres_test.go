@@ -1,0 +1,128 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/store"
+	"github.com/yzpay/yzpay/shared/store/postgres"
+	"github.com/yzpay/yzpay/shared/store/postgres/postgrestest"
+	"github.com/yzpay/yzpay/shared/store/storetest"
+)
+
+// open returns a migrated store on a fresh database; the caller closes it.
+func open(tb testing.TB) *postgres.Store {
+	tb.Helper()
+	s, err := postgres.Open(tb.Context(), postgrestest.NewDatabase(tb))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	if err := s.Migrate(tb.Context()); err != nil {
+		s.Close()
+		tb.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store { return open(b) })
+}
+
+func schemaVersion(t *testing.T, s *postgres.Store) int64 {
+	t.Helper()
+	var v int64
+	if err := s.Pool().QueryRow(t.Context(), `SELECT max(version_id) FROM goose_db_version`).Scan(&v); err != nil {
+		t.Fatalf("schema version: %v", err)
+	}
+	return v
+}
+
+func TestMigrateTwice(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	want := schemaVersion(t, s)
+	if want < 1 {
+		t.Fatalf("schema version %d after Migrate", want)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	if got := schemaVersion(t, s); got != want {
+		t.Errorf("schema version %d after second Migrate, want %d", got, want)
+	}
+}
+
+// Replicas starting together all migrate; the advisory lock makes one do the
+// work while the others wait and then find nothing to do.
+func TestMigrateConcurrent(t *testing.T) {
+	url := postgrestest.NewDatabase(t)
+	const replicas = 4
+	stores := make([]*postgres.Store, replicas)
+	for i := range stores {
+		s, err := postgres.Open(t.Context(), url)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, replicas)
+	gate := make(chan struct{})
+	for i, s := range stores {
+		wg.Go(func() {
+			<-gate
+			errs[i] = s.Migrate(t.Context())
+		})
+	}
+	close(gate)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: Migrate: %v", i, err)
+		}
+	}
+	if _, err := stores[0].Reserve(t.Context(), domain.NewOrder{OrderID: "x", Name: "n", Price: 1}, time.Minute); err != nil {
+		t.Errorf("Reserve after concurrent migration: %v", err)
+	}
+}
+
+func TestOpenBadURL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if s, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"); err == nil {
+		s.Close()
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+}
+
+// Every observation lands in the history, in order, with its effect.
+func TestHistory(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	want := storetest.RecordHistory(t, s)
+	rows, err := s.Pool().Query(t.Context(), `SELECT order_id, source, status, changed, from_status FROM observations ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []storetest.HistoryRow
+	for rows.Next() {
+		var r storetest.HistoryRow
+		if err := rows.Scan(&r.OrderID, &r.Source, &r.Status, &r.Changed, &r.From); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckHistory(t, got, want)
+}

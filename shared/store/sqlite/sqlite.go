@@ -1,0 +1,658 @@
+// Package sqlite is the embedded store.Store: one SQLite file through the
+// pure-Go modernc.org/sqlite driver, so the single yzpay binary runs with
+// nothing else installed. It is for one process; several replicas need
+// the postgres store.
+//
+// All writes go through one connection, so they are serialized in the process
+// and concurrent writers queue instead of failing with SQLITE_BUSY; reads use
+// a separate pool and, in WAL mode, never wait for the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/yzpay/yzpay/migrations"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/store"
+)
+
+// Store is a store.Store on a SQLite file.
+type Store struct {
+	w *sql.DB // the one writer connection
+	r *sql.DB // readers
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path and its parent
+// directory. It does not migrate: call Migrate before use.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.ContainsRune(path, '?') || strings.HasPrefix(path, "file:") {
+		// The driver reads parameters after '?' and URIs after "file:";
+		// a plain path keeps the DSN built below unambiguous.
+		return nil, fmt.Errorf("sqlite store: invalid database path %q", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite store: create directory: %w", err)
+	}
+	// busy_timeout still matters with one writer: another process (a backup,
+	// the sqlite3 shell) may hold the lock for a moment.
+	// synchronous(FULL): a commit is on disk before we tell Youzan or the
+	// merchant anything, even across a power cut.
+	// _txlock=immediate: a transaction takes the write lock when it begins,
+	// never upgrading from a read lock halfway (which can fail with BUSY).
+	wdsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
+		"&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	w, err := sql.Open("sqlite", wdsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	// The writer goes first: it creates the file and switches it to WAL,
+	// which the readers rely on.
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	return &Store{w: w, r: r}, nil
+}
+
+// Migrate applies the pending migrations; it is idempotent. No lock is taken
+// beyond SQLite's own: the file belongs to one process.
+func (s *Store) Migrate(ctx context.Context) error {
+	dir, err := fs.Sub(migrations.FS, "sqlite")
+	if err != nil {
+		return fmt.Errorf("sqlite store: migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, dir, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("sqlite store: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite store: migrate: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the file can be read and written.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite store: ping: %w", err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite store: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes both connection pools.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// inTx runs fn in a write transaction on the writer connection.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // the error that made us roll back is the one to report
+		return err
+	}
+	return tx.Commit()
+}
+
+const orderCols = `order_id, name, price, qr_id, qr_url, status, tid, payment,
+	buyer_id, pay_type, paid_at, ever_paid, created_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanOrder(row scanner, extra ...any) (domain.Order, error) {
+	var (
+		o                domain.Order
+		qrID, paidAt     sql.NullInt64
+		tid              sql.NullString
+		created, updated int64
+	)
+	dest := append([]any{&o.OrderID, &o.Name, &o.Price, &qrID, &o.QRURL, &o.Status, &tid,
+		&o.Payment, &o.BuyerID, &o.PayType, &paidAt, &o.EverPaid, &created, &updated}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return domain.Order{}, err
+	}
+	o.QRID = qrID.Int64
+	o.TID = tid.String
+	o.PaidAt = fromNull(paidAt)
+	o.CreatedAt, o.UpdatedAt = fromMicro(created), fromMicro(updated)
+	return o, nil
+}
+
+// Reserve creates the order or finds it, and hands out the claim to create
+// its QR code. See store.Reservation.
+func (s *Store) Reserve(ctx context.Context, o domain.NewOrder, claimFor time.Duration) (store.Reservation, error) {
+	if err := o.Validate(); err != nil {
+		return store.Reservation{}, fmt.Errorf("sqlite store: %w", err)
+	}
+	var res store.Reservation
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Taken inside the transaction: writers are serialized, so claim
+		// times are compared in the order the claims were made.
+		now := now()
+		until := toMicro(now.Add(claimFor))
+		token := store.NewClaimToken()
+		ord, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE order_id = ?`, o.OrderID))
+		if errors.Is(err, sql.ErrNoRows) {
+			ord, err = scanOrder(tx.QueryRowContext(ctx, `
+				INSERT INTO orders (order_id, name, price, status, claim_token, claim_until, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+				RETURNING `+orderCols,
+				o.OrderID, o.Name, o.Price, domain.StatusWaitBuyerPay, token, until, toMicro(now), toMicro(now)))
+			if err != nil {
+				return err
+			}
+			res = store.Reservation{Order: ord, Claimed: true, ClaimToken: token}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ord.Name != o.Name || ord.Price != o.Price {
+			return fmt.Errorf("order %q: %w", o.OrderID, domain.ErrConflict)
+		}
+		if ord.QRID != 0 {
+			res = store.Reservation{Order: ord}
+			return nil
+		}
+		// Take the claim only if nobody holds a live one; a dead claim's
+		// holder crashed or gave up.
+		r, err := tx.ExecContext(ctx, `
+			UPDATE orders SET claim_token = ?, claim_until = ?
+			WHERE order_id = ? AND qr_id IS NULL AND (claim_until IS NULL OR claim_until < ?)`,
+			token, until, o.OrderID, toMicro(now))
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return err
+		}
+		res = store.Reservation{Order: ord, Claimed: n == 1}
+		if res.Claimed {
+			res.ClaimToken = token
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Reservation{}, fmt.Errorf("sqlite store: reserve %q: %w", o.OrderID, err)
+	}
+	return res, nil
+}
+
+// ReleaseClaim ends the caller's claim early; see store.Store.
+func (s *Store) ReleaseClaim(ctx context.Context, orderID, token string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+			UPDATE orders SET claim_token = NULL, claim_until = NULL
+			WHERE order_id = ? AND qr_id IS NULL AND claim_token = ?`, orderID, token)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite store: release claim on %q: %w", orderID, err)
+	}
+	return nil
+}
+
+// AttachQR binds qr to the order unless it already has a QR, in which case
+// the order is returned with the QR that won.
+func (s *Store) AttachQR(ctx context.Context, orderID string, qr domain.QRCode) (domain.Order, error) {
+	if qr.ID <= 0 {
+		return domain.Order{}, fmt.Errorf("sqlite store: attach QR to %q: invalid qr_id %d", orderID, qr.ID)
+	}
+	var o domain.Order
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		o, err = scanOrder(tx.QueryRowContext(ctx, `
+			UPDATE orders SET qr_id = ?, qr_url = ?, claim_token = NULL, claim_until = NULL, updated_at = ?
+			WHERE order_id = ? AND qr_id IS NULL
+			RETURNING `+orderCols, qr.ID, qr.URL, toMicro(now()), orderID))
+		if errors.Is(err, sql.ErrNoRows) {
+			// Either the order does not exist or another QR is already bound.
+			o, err = scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE order_id = ?`, orderID))
+			if errors.Is(err, sql.ErrNoRows) {
+				return domain.ErrNotFound
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("sqlite store: attach QR to %q: %w", orderID, err)
+	}
+	return o, nil
+}
+
+func (s *Store) orderWhere(ctx context.Context, what, cond string, arg any) (domain.Order, error) {
+	o, err := scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE `+cond+` LIMIT 1`, arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Order{}, fmt.Errorf("sqlite store: order with %s %v: %w", what, arg, domain.ErrNotFound)
+	}
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("sqlite store: order with %s %v: %w", what, arg, err)
+	}
+	return o, nil
+}
+
+// OrderByID returns the order or domain.ErrNotFound.
+func (s *Store) OrderByID(ctx context.Context, orderID string) (domain.Order, error) {
+	return s.orderWhere(ctx, "order_id", "order_id = ?", orderID)
+}
+
+// OrderByQRID returns the order bound to the QR code or domain.ErrNotFound.
+func (s *Store) OrderByQRID(ctx context.Context, qrID int64) (domain.Order, error) {
+	return s.orderWhere(ctx, "qr_id", "qr_id = ?", qrID)
+}
+
+// OrderByTID returns the order whose trade is tid or domain.ErrNotFound.
+func (s *Store) OrderByTID(ctx context.Context, tid string) (domain.Order, error) {
+	return s.orderWhere(ctx, "tid", "tid = ?", tid)
+}
+
+// ListOrders returns orders matching f in (CreatedAt, OrderID) order.
+func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]domain.Order, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	if f.Status != "" {
+		conds, args = append(conds, "status = ?"), append(args, f.Status)
+	}
+	if !f.CreatedAfter.IsZero() {
+		conds, args = append(conds, "created_at >= ?"), append(args, toMicro(f.CreatedAfter))
+	}
+	if !f.CreatedBefore.IsZero() {
+		conds, args = append(conds, "created_at < ?"), append(args, toMicro(f.CreatedBefore))
+	}
+	if !f.AfterCreatedAt.IsZero() || f.AfterOrderID != "" {
+		conds = append(conds, "(created_at, order_id) > (?, ?)")
+		args = append(args, toMicro(f.AfterCreatedAt), f.AfterOrderID)
+	}
+	q := `SELECT ` + orderCols + ` FROM orders`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY created_at, order_id LIMIT ?"
+	return s.queryOrders(ctx, "list orders", q, append(args, store.ClampLimit(f.Limit))...)
+}
+
+// UnpaidOrders lists orders at WAIT_BUYER_PAY with a QR, created in [from, to),
+// oldest first.
+func (s *Store) UnpaidOrders(ctx context.Context, from, to time.Time, limit int) ([]domain.Order, error) {
+	return s.queryOrders(ctx, "unpaid orders", `
+		SELECT `+orderCols+` FROM orders
+		WHERE status = ? AND qr_id IS NOT NULL AND created_at >= ? AND created_at < ?
+		ORDER BY created_at, order_id LIMIT ?`,
+		domain.StatusWaitBuyerPay, toMicro(from), toMicro(to), store.ClampLimit(limit))
+}
+
+func (s *Store) queryOrders(ctx context.Context, what, q string, args ...any) ([]domain.Order, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []domain.Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: %s: %w", what, err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// RecordObservations applies obs in order in one transaction.
+func (s *Store) RecordObservations(ctx context.Context, obs []domain.Observation) ([]domain.Change, error) {
+	if len(obs) == 0 {
+		return nil, nil
+	}
+	changes := make([]domain.Change, len(obs))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := now()
+		// The transaction holds SQLite's write lock from BEGIN IMMEDIATE, so
+		// what is read here cannot change before it is written.
+		// Prepared once per batch: parsing dominates small statements.
+		sel, err := tx.PrepareContext(ctx, `SELECT `+orderCols+` FROM orders WHERE qr_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer sel.Close()
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO observations (order_id, source, qr_id, tid, status,
+			payment, buyer_id, pay_type, paid_at, observed_at, recorded_at, changed, from_status)
+			VALUES (?, 'youzan', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		byQR := make(map[int64]*domain.Order)
+		var dirty []*domain.Order
+		isDirty := make(map[*domain.Order]bool)
+		for i, ob := range obs {
+			o, ok := byQR[ob.QRID]
+			if !ok {
+				ord, err := scanOrder(sel.QueryRowContext(ctx, ob.QRID))
+				if errors.Is(err, sql.ErrNoRows) {
+					byQR[ob.QRID] = nil
+					continue // not one of ours: zero Change
+				}
+				if err != nil {
+					return err
+				}
+				o = &ord
+				byQR[ob.QRID] = o
+			}
+			if o == nil {
+				continue
+			}
+			from := o.Status
+			changed, touched := domain.Apply(o, ob, now)
+			changes[i] = domain.Change{Order: *o, Changed: changed, From: from}
+			observed := ob.ObservedAt
+			if observed.IsZero() {
+				observed = now
+			}
+			if _, err := ins.ExecContext(ctx, o.OrderID, ob.QRID, ob.TID, ob.Status, ob.Payment, ob.BuyerID, ob.PayType,
+				toNull(ob.PaidAt), toMicro(observed), toMicro(now), changed, from); err != nil {
+				return err
+			}
+			if touched && !isDirty[o] {
+				isDirty[o] = true
+				dirty = append(dirty, o)
+			}
+		}
+		// One write per order with its final state, after all observations.
+		for _, o := range dirty {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, tid = ?, payment = ?, buyer_id = ?,
+				pay_type = ?, paid_at = ?, ever_paid = ?, updated_at = ? WHERE order_id = ?`,
+				o.Status, nullString(o.TID), o.Payment, o.BuyerID, o.PayType, toNull(o.PaidAt), o.EverPaid,
+				toMicro(o.UpdatedAt), o.OrderID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: record observations: %w", err)
+	}
+	return changes, nil
+}
+
+// CloseExpired moves an order still at WAIT_BUYER_PAY to TRADE_CLOSED.
+func (s *Store) CloseExpired(ctx context.Context, orderID string, at time.Time) (domain.Change, error) {
+	var ch domain.Change
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := now()
+		if at.IsZero() {
+			at = now
+		}
+		o, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE order_id = ?`, orderID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return domain.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		ch = domain.Change{Order: o, From: o.Status}
+		if o.Status != domain.StatusWaitBuyerPay {
+			return nil
+		}
+		o.Status, o.UpdatedAt = domain.StatusTradeClosed, now
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?`,
+			o.Status, toMicro(o.UpdatedAt), orderID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO observations (order_id, source, qr_id, tid, status,
+			observed_at, recorded_at, changed, from_status)
+			VALUES (?, 'expiry', ?, ?, ?, ?, ?, 1, ?)`,
+			orderID, nullInt(o.QRID), o.TID, o.Status, toMicro(at), toMicro(now), ch.From); err != nil {
+			return err
+		}
+		ch.Order, ch.Changed = o, true
+		return nil
+	})
+	if err != nil {
+		return domain.Change{}, fmt.Errorf("sqlite store: close expired %q: %w", orderID, err)
+	}
+	return ch, nil
+}
+
+const deliveryCols = `event_id, endpoint, order_id, status, event, attempts, last_http_status,
+	last_error, next_attempt_at, delivered_at, given_up_at, created_at, updated_at`
+
+func scanDelivery(row scanner) (domain.Delivery, error) {
+	var (
+		d                        domain.Delivery
+		next, delivered, givenUp sql.NullInt64
+		created, updated         int64
+	)
+	if err := row.Scan(&d.EventID, &d.Endpoint, &d.OrderID, &d.Status, &d.Event, &d.Attempts,
+		&d.LastHTTPStatus, &d.LastError, &next, &delivered, &givenUp, &created, &updated); err != nil {
+		return domain.Delivery{}, err
+	}
+	d.NextAttemptAt, d.DeliveredAt, d.GivenUpAt = fromNull(next), fromNull(delivered), fromNull(givenUp)
+	d.CreatedAt, d.UpdatedAt = fromMicro(created), fromMicro(updated)
+	return d, nil
+}
+
+// RecordAttempts counts one attempt per element, in order, in one transaction.
+func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) ([]domain.Delivery, error) {
+	if len(attempts) == 0 {
+		return nil, nil
+	}
+	out := make([]domain.Delivery, 0, len(attempts))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := now()
+		for _, a := range attempts {
+			at := a.At
+			if at.IsZero() {
+				at = now
+			}
+			var delivered, givenUp sql.NullInt64
+			if a.Delivered {
+				delivered = sql.NullInt64{Int64: toMicro(at), Valid: true}
+			}
+			if a.GiveUp {
+				givenUp = sql.NullInt64{Int64: toMicro(at), Valid: true}
+			}
+			var event []byte
+			if len(a.Event) > 0 {
+				event = a.Event
+			}
+			// The event, its order and status are what the first attempt
+			// pushed; later attempts only fill them in if they were missing.
+			// Delivered and given-up keep their first time: once delivered
+			// stays delivered.
+			d, err := scanDelivery(tx.QueryRowContext(ctx, `INSERT INTO deliveries AS d (event_id, endpoint,
+					order_id, status, event, attempts, last_http_status, last_error, next_attempt_at,
+					delivered_at, given_up_at, created_at, updated_at)
+				VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+				ON CONFLICT (event_id, endpoint) DO UPDATE SET
+					attempts = d.attempts + 1,
+					last_http_status = excluded.last_http_status,
+					last_error = excluded.last_error,
+					next_attempt_at = excluded.next_attempt_at,
+					delivered_at = coalesce(d.delivered_at, excluded.delivered_at),
+					given_up_at = coalesce(d.given_up_at, excluded.given_up_at),
+					order_id = CASE WHEN d.order_id = '' THEN excluded.order_id ELSE d.order_id END,
+					status = CASE WHEN d.status = '' THEN excluded.status ELSE d.status END,
+					event = coalesce(d.event, excluded.event),
+					updated_at = excluded.updated_at
+				RETURNING `+deliveryCols,
+				a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, store.TruncateError(a.Error),
+				toNull(a.NextAttemptAt), delivered, givenUp, toMicro(at)))
+			if err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: record attempts: %w", err)
+	}
+	return out, nil
+}
+
+// DeliveriesForEvent returns the event's deliveries ordered by endpoint.
+func (s *Store) DeliveriesForEvent(ctx context.Context, eventID string) ([]domain.Delivery, error) {
+	return s.queryDeliveries(ctx, "deliveries for event",
+		`SELECT `+deliveryCols+` FROM deliveries WHERE event_id = ? ORDER BY endpoint`, eventID)
+}
+
+// DeliveriesForEvents returns the deliveries of every event in eventIDs,
+// querying in chunks that stay below SQLite's limit on parameters.
+func (s *Store) DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]domain.Delivery, error) {
+	const chunk = 500
+	var out []domain.Delivery
+	for start := 0; start < len(eventIDs); start += chunk {
+		ids := eventIDs[start:min(start+chunk, len(eventIDs))]
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+		ds, err := s.queryDeliveries(ctx, "deliveries for events",
+			`SELECT `+deliveryCols+` FROM deliveries WHERE event_id IN (`+marks+`) ORDER BY event_id, endpoint`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ds...)
+	}
+	return out, nil
+}
+
+// ListDeliveries returns deliveries matching f ordered by (UpdatedAt, EventID, Endpoint).
+func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]domain.Delivery, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	switch f.State {
+	case "":
+	case domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed:
+		conds, args = append(conds, "state = ?"), append(args, f.State)
+	default:
+		return nil, fmt.Errorf("sqlite store: list deliveries: unknown state %q", f.State)
+	}
+	if f.Endpoint != "" {
+		conds, args = append(conds, "endpoint = ?"), append(args, f.Endpoint)
+	}
+	q := `SELECT ` + deliveryCols + ` FROM deliveries`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY updated_at, event_id, endpoint LIMIT ?"
+	return s.queryDeliveries(ctx, "list deliveries", q, append(args, store.ClampLimit(f.Limit))...)
+}
+
+func (s *Store) queryDeliveries(ctx context.Context, what, q string, args ...any) ([]domain.Delivery, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []domain.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: %s: %w", what, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// ReopenDelivery clears DeliveredAt and GivenUpAt, keeping Attempts, so that
+// a replay counts on from where the delivery stopped.
+func (s *Store) ReopenDelivery(ctx context.Context, eventID, endpoint string) (domain.Delivery, error) {
+	var d domain.Delivery
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		d, err = scanDelivery(tx.QueryRowContext(ctx, `
+			UPDATE deliveries SET delivered_at = NULL, given_up_at = NULL, updated_at = ?
+			WHERE event_id = ? AND endpoint = ?
+			RETURNING `+deliveryCols, toMicro(now()), eventID, endpoint))
+		if errors.Is(err, sql.ErrNoRows) {
+			return domain.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return domain.Delivery{}, fmt.Errorf("sqlite store: reopen delivery %q to %q: %w", eventID, endpoint, err)
+	}
+	return d, nil
+}
+
+// toMicro is the stored form of a time: Unix microseconds, UTC.
+func toMicro(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func toNull(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: toMicro(t), Valid: true}
+}
+
+func fromNull(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMicro(v.Int64)
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+func nullInt(n int64) sql.NullInt64 { return sql.NullInt64{Int64: n, Valid: n != 0} }
+
+// --- helpers of this backend; the rules both share live in package store. ---
+
+// trunc keeps what is stored (microseconds, as on Postgres), so that values
+// read back compare equal to the ones written, on both backends.
+func trunc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func now() time.Time { return trunc(time.Now()) }
