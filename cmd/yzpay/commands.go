@@ -30,19 +30,28 @@ func versionString() string { return app.Version }
 // defaultMemoryLimit is `yzpay serve`'s soft heap limit unless GOMEMLIMIT is set.
 const defaultMemoryLimit = 128 << 20
 
-// setup loads envrc + environment and the logger, printing why it failed.
-func setup(stderr io.Writer) (config.Env, *slog.Logger, bool) {
+// setup loads envrc + environment, printing why it failed.
+func setup(stderr io.Writer) (config.Env, bool) {
 	env, err := config.Load("envrc")
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay:", err)
-		return env, nil, false
+		return env, false
 	}
-	lc, err := config.LoadLogging(env)
+	return env, true
+}
+
+// setupTool loads the operator commands' configuration and logger.
+func setupTool(stderr io.Writer) (config.Tool, *slog.Logger, bool) {
+	env, ok := setup(stderr)
+	if !ok {
+		return config.Tool{}, nil, false
+	}
+	t, err := config.LoadTool(env)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay:", err)
-		return env, nil, false
+		return t, nil, false
 	}
-	return env, lc.Logger(stderr), true
+	return t, t.Log.Logger(stderr), true
 }
 
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
@@ -86,10 +95,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	env, log, ok := setup(stderr)
+	env, ok := setup(stderr)
 	if !ok {
 		return 2
 	}
+	lc, err := config.LoadLogging(env)
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay serve:", err)
+		return 2
+	}
+	log := lc.Logger(stderr)
+	// GOMEMLIMIT is the Go runtime's own variable, read by the runtime.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft limit keeps the single binary small on a small machine:
 		// under overload the GC works harder instead of the heap growing.
@@ -98,6 +114,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	a, err := app.Start(ctx, app.Options{Env: env, Sandbox: *sb, Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay serve:", err)
+		var m config.Missing
+		if errors.As(err, &m) || errors.Is(err, config.ErrInvalid) {
+			return 2
+		}
 		return 1
 	}
 	fmt.Fprint(stdout, a.Banner)
@@ -114,11 +134,11 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	env, _, ok := setup(stderr)
+	tc, _, ok := setupTool(stderr)
 	if !ok {
 		return 2
 	}
-	st, desc, err := app.OpenStore(ctx, env)
+	st, desc, err := app.OpenStore(ctx, tc)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay migrate:", err)
 		return 1
@@ -137,7 +157,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	env, log, ok := setup(stderr)
+	tc, log, ok := setupTool(stderr)
 	if !ok {
 		return 2
 	}
@@ -148,8 +168,8 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	public := "http://" + ln.Addr().String()
 	sb, err := sandbox.New(sandbox.Config{
-		ClientID: env.Get("YOUZANYUN_CLIENT_ID", ""), ClientSecret: env.Get("YOUZANYUN_CLIENT_SECRET", ""),
-		KdtID: env.Get("YOUZAN_KDT_ID", ""), PushURL: *pushURL, PushStyle: *style, SignMode: *sign,
+		ClientID: tc.Youzan.ClientID, ClientSecret: tc.Youzan.ClientSecret,
+		KdtID: tc.Youzan.KdtID, PushURL: *pushURL, PushStyle: *style, SignMode: *sign,
 		PublicURL: public, Logger: log,
 	})
 	if err != nil {
@@ -188,11 +208,11 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if code, ok := parse(fs, args[1:]); !ok {
 		return code
 	}
-	env, log, ok := setup(stderr)
+	tc, log, ok := setupTool(stderr)
 	if !ok {
 		return 2
 	}
-	st, _, err := app.OpenStore(ctx, env)
+	st, _, err := app.OpenStore(ctx, tc)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay deliveries:", err)
 		return 1
@@ -223,12 +243,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "yzpay deliveries replay: name EVENT_IDs or --all-failed")
 		return 2
 	}
-	natsURL := env.Get("NATS_URL", "")
-	replicas, err := env.Int("NATS_REPLICAS", 1)
-	if err != nil {
-		fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
-		return 2
-	}
+	natsURL, replicas := tc.Broker.NATSURL, tc.Broker.Replicas
 	if natsURL == "" {
 		fmt.Fprintln(stderr, "yzpay deliveries replay: NATS_URL is required (replays go to the running notifier through JetStream)")
 		return 2

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -48,5 +52,56 @@ func TestSplitBinariesLinkOnlyWhatTheyUse(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// shared/config is the only reader of the environment (docs/architecture.md):
+// a variable read anywhere else would escape the start-up banner, the
+// README's table check and the one-line report of what is missing.
+func TestOnlyConfigReadsTheEnvironment(t *testing.T) {
+	root := repoRoot(t)
+	allowed := map[string]string{
+		"cmd/yzpay/commands.go": "GOMEMLIMIT", // the Go runtime's own variable
+	}
+	direct := regexp.MustCompile(`\bos\.(Getenv|LookupEnv|Environ)\(`)
+	viaEnv := regexp.MustCompile(`\benv\.(Get|Int|Duration|Durations|List|Lookup|Require)\(`)
+	checked := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			// bench drives child processes; shared/config is the reader.
+			if rel == ".git" || rel == "bin" || rel == "shared/config" || rel == "cmd/yzpay/bench" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(rel, ".go") || strings.HasSuffix(rel, "_test.go") || strings.Contains(rel, "test/") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		checked++
+		for i, line := range strings.Split(string(b), "\n") {
+			if !direct.MatchString(line) && !viaEnv.MatchString(line) {
+				continue
+			}
+			if v, ok := allowed[rel]; ok && strings.Contains(line, v) {
+				continue
+			}
+			t.Errorf("%s:%d reads the environment outside shared/config: %s", rel, i+1, strings.TrimSpace(line))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 30 {
+		t.Fatalf("checked only %d files; the walk is broken", checked)
 	}
 }

@@ -488,3 +488,28 @@ type invalid struct{ error }
 
 func (invalid) Is(target error) bool { return target == ErrInvalid }
 func (e invalid) Unwrap() error      { return e.error }
+
+// Tool is what the operator commands (migrate, deliveries, sandbox) read:
+// the store and broker `yzpay serve` would use, and any Youzan credentials
+// the sandbox should take over.
+type Tool struct {
+	Log         Logging
+	DatabaseURL string // DATABASE_URL; "" means SQLite under DataDir
+	DataDir     string
+	Broker      Broker
+	Youzan      Youzan // optional; the sandbox makes up what is unset
+}
+
+// LoadTool loads a Tool; nothing in it is required (each command says what
+// it lacks).
+func LoadTool(env Env) (Tool, error) {
+	var p problems
+	t := Tool{
+		Log:         loadLogging(env, &p),
+		DatabaseURL: env.Get("DATABASE_URL", ""),
+		DataDir:     env.Get("DATA_DIR", DefaultDataDir),
+		Broker:      loadBroker(env, &p),
+		Youzan:      loadYouzan(env, &p, false),
+	}
+	return t, p.err()
+}

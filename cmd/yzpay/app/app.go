@@ -220,10 +220,10 @@ func onOff(on bool) string {
 	return "off"
 }
 
-// OpenStore opens the store `yzpay serve` would use with env: DATABASE_URL,
-// else SQLite under DATA_DIR (for the migrate and deliveries commands).
-func OpenStore(ctx context.Context, env config.Env) (store.Store, string, error) {
-	return openStore(ctx, env.Get("DATABASE_URL", ""), filepath.Join(env.Get("DATA_DIR", config.DefaultDataDir), "yzpay.db"))
+// OpenStore opens the store `yzpay serve` would use: DATABASE_URL, else
+// SQLite under DATA_DIR (for the migrate and deliveries commands).
+func OpenStore(ctx context.Context, t config.Tool) (store.Store, string, error) {
+	return openStore(ctx, t.DatabaseURL, filepath.Join(t.DataDir, "yzpay.db"))
 }
 
 // openStore opens Postgres when databaseURL is set, else SQLite at
