@@ -81,8 +81,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
 		return nil, fmt.Errorf("youzan: BaseURL %q is not an absolute URL", cfg.BaseURL)
+	}
+	// The token request carries the app secret: over plain HTTP anyone on
+	// the path could read it. Only a loopback base (the sandbox, tests) may
+	// skip TLS.
+	if u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("youzan: BaseURL %q must use https (plain http is allowed only on loopback)", cfg.BaseURL)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
@@ -105,6 +112,11 @@ func New(cfg Config) (*Client, error) {
 		tr.MaxIdleConnsPerHost = 64
 		c.hc = &http.Client{Transport: tr}
 	}
+	// A redirect would resend the request — the secret, the token — to a
+	// host we did not choose; Youzan's API never redirects.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -389,6 +401,8 @@ func classify(api string, status int, body []byte) (json.RawMessage, error) {
 		return nil, &Error{API: api, Kind: Server, HTTPStatus: status, Message: http.StatusText(status)}
 	case status == http.StatusTooManyRequests:
 		return nil, &Error{API: api, Kind: RateLimited, HTTPStatus: status, Message: http.StatusText(status)}
+	case status >= 300 && status < 400:
+		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "redirect refused (YOUZAN_API_BASE must name the API host itself)"}
 	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
@@ -475,4 +489,13 @@ func snippet(b []byte) string {
 func isEmptyResult(r json.RawMessage) bool {
 	s := strings.TrimSpace(string(r))
 	return s == "" || s == "null" || s == "{}" || s == "[]"
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

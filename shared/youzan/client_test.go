@@ -523,3 +523,39 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 }
+
+// The token request carries the app secret, so a plain-http base is refused
+// unless it is the loopback sandbox, and a redirect is never followed.
+func TestClientRefusesPlainHTTPAndRedirects(t *testing.T) {
+	for base, ok := range map[string]bool{
+		"http://open.youzanyun.example": false, "http://10.0.0.5:8080": false,
+		"https://open.youzanyun.example": true, "http://127.0.0.1:8090": true, "http://localhost:1": true, "http://[::1]:2": true,
+	} {
+		_, err := youzan.New(youzan.Config{BaseURL: base, ClientID: "id", ClientSecret: "s", KdtID: "1"})
+		if (err == nil) != ok {
+			t.Errorf("New(%s): err = %v, want ok=%v", base, err, ok)
+		}
+	}
+	var followed atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed.Add(1) }))
+	defer elsewhere.Close()
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirecting.Close()
+	c, err := youzan.New(youzan.Config{BaseURL: redirecting.URL, ClientID: "id", ClientSecret: "topsecret", KdtID: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetTrade(context.Background(), "E20261126104817023201920")
+	var ye *youzan.Error
+	if !errors.As(err, &ye) || ye.HTTPStatus != http.StatusTemporaryRedirect {
+		t.Fatalf("err = %v, want a redirect error", err)
+	}
+	if followed.Load() != 0 {
+		t.Errorf("the client followed a redirect %d times, sending the secret elsewhere", followed.Load())
+	}
+	if strings.Contains(err.Error(), "topsecret") {
+		t.Errorf("error shows the secret: %v", err)
+	}
+}

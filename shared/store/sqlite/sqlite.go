@@ -49,8 +49,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	// busy_timeout still matters with one writer: another process (a backup,
 	// the sqlite3 shell) may hold the lock for a moment.
-	// synchronous(FULL): a commit is on disk before we tell Youzan or the
-	// merchant anything, even across a power cut.
+	// synchronous(NORMAL) in WAL mode: a commit survives a crash of the
+	// process (the kill -9 test proves it), not necessarily a power cut —
+	// the same trade JetStream's file store makes (docs/performance.md).
 	// _txlock=immediate: a transaction takes the write lock when it begins,
 	// never upgrading from a read lock halfway (which can fail with BUSY).
 	wdsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
