@@ -216,6 +216,9 @@ type orderResponse struct {
 	CreatedAt string `json:"created_at"`
 	UpdatedAt string `json:"updated_at"`
 	PaidAt    string `json:"paid_at"`
+	// AmountMismatch: the buyer paid another amount than the price; the
+	// merchant should not ship before looking (README, GET order).
+	AmountMismatch bool `json:"amount_mismatch"`
 }
 
 func rfc3339(t time.Time) string {
@@ -230,6 +233,7 @@ func toOrderResponse(o domain.Order) orderResponse {
 		OrderID: o.OrderID, Name: o.Name, Price: o.Price, Status: o.Status, QRID: o.QRID, QRURL: o.QRURL,
 		TID: o.TID, Payment: o.Payment, UUID: o.BuyerID, PayType: o.PayType,
 		CreatedAt: rfc3339(o.CreatedAt), UpdatedAt: rfc3339(o.UpdatedAt), PaidAt: rfc3339(o.PaidAt),
+		AmountMismatch: o.AmountMismatch(),
 	}
 }
 

@@ -164,15 +164,23 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 			f.m.Receipts.WithLabelValues("not_ours").Inc()
 			f.log.Debug("trade of a QR code yzpay did not create", "tid", it.trade.TID, "qr_id", it.trade.QRID)
 			_ = it.msg.Ack()
-		case c.Order.Status != obs[i].Status:
-			// Stale or out of order: the order is already further along.
-			f.m.Receipts.WithLabelValues("stale").Inc()
-			_ = it.msg.Ack()
 		default:
-			// Publish whenever the order stands at the observed status, not
-			// only when this observation moved it: if a crash came between
-			// the store commit and the PubAck, the redelivered receipt
-			// publishes the event again, and Nats-Msg-Id makes repeats no-ops.
+			// Publish the status the order stands at, whether or not this
+			// observation moved it and even when the reading is stale (the
+			// order is further along): if a crash came between a store
+			// commit and its PubAck, that event exists nowhere else, and
+			// Nats-Msg-Id makes the repeats no-ops.
+			if c.Order.Status != obs[i].Status {
+				f.m.Receipts.WithLabelValues("stale").Inc()
+			}
+			if c.Changed && domain.IsPaid(c.Order.Status) && c.Order.Payment != c.Order.Price {
+				// The buyer paid another amount than the order's price. The
+				// notification carries what Youzan reported; the merchant
+				// decides (README, "Merchant notifications").
+				f.m.AmountMismatch.Inc()
+				f.log.Error("paid amount differs from the order's price", "order_id", c.Order.OrderID,
+					"tid", c.Order.TID, "price_fen", c.Order.Price, "payment_fen", c.Order.Payment, "status", c.Order.Status)
+			}
 			ev := domain.FromOrder(c.Order)
 			msg := nats.NewMsg(natsjs.StatusSubject(ev.Status))
 			msg.Data = ev.Encode()

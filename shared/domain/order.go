@@ -187,3 +187,8 @@ func (o NewOrder) Validate() error {
 	}
 	return nil
 }
+
+// AmountMismatch reports an order paid with another amount than its price.
+// Youzan's figure is what was paid and is never replaced by the price; the
+// merchant is told and decides.
+func (o Order) AmountMismatch() bool { return o.EverPaid && o.Payment != o.Price }

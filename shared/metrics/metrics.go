@@ -26,6 +26,8 @@ type Metrics struct {
 
 	Receipts    *prometheus.CounterVec // result: what tradefetcher did with a receipt
 	TradeEvents *prometheus.CounterVec // status: events published
+	// AmountMismatch counts orders paid with another amount than their price.
+	AmountMismatch prometheus.Counter
 
 	Deliveries        *prometheus.CounterVec   // result
 	DeliveryDuration  *prometheus.HistogramVec // result
@@ -67,6 +69,9 @@ func New() *Metrics {
 		Receipts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "yzpay_receipts_processed_total", Help: "Push receipts handled by the tradefetcher, by result.",
 		}, []string{"result"}),
+		AmountMismatch: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yzpay_payment_amount_mismatch_total", Help: "Orders paid with an amount other than their price (the notification carries what Youzan reported).",
+		}),
 		TradeEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "yzpay_trade_events_total", Help: "Payment-status events published, by trade status.",
 		}, []string{"status"}),
@@ -95,7 +100,7 @@ func New() *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.HTTPRequests, m.HTTPRequestDuration, m.APIErrors, m.PushesReceived,
 		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.DeliveryDuration,
-		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired} {
+		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch} {
 		f(c)
 	}
 	return m

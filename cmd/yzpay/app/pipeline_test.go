@@ -2,11 +2,13 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/youzan/sandbox"
@@ -267,4 +269,80 @@ func TestReadSideLagsThePush(t *testing.T) {
 	eventually(t, 20*time.Second, "TRADE_SUCCESS after the read side caught up", func() bool {
 		return len(m.find("order-lag", "TRADE_SUCCESS")) > 0
 	})
+}
+
+// The store already holds TRADE_SUCCESS but its event never made it to
+// JetStream (the process died between the commit and the PubAck). A later
+// receipt whose trade.get answers an older status must publish the stored
+// status, or the merchant never hears that the order was paid.
+func TestStoredStatusRepublishedOnStaleRead(t *testing.T) {
+	m := newMerchant(t, nil)
+	h := start(t, opts{
+		endpoints: []string{m.srv.URL},
+		sandbox:   sandbox.Config{Knobs: sandbox.Knobs{SuccessDelay: time.Hour}},
+	})
+	q := h.createQR("order-stale", 500)
+	tr, err := h.app.Sandbox.Pay(context.Background(), q.QRID, sandboxPay("7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The commit that "crashed" before its publish.
+	if _, err := h.app.Store.RecordObservations(context.Background(), []domain.Observation{{
+		QRID: q.QRID, TID: tr.TID, Status: domain.StatusTradeSuccess, Payment: 500, BuyerID: "7",
+		PayType: "WEIXIN_DAIXIAO", PaidAt: time.Now(), ObservedAt: time.Now(),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	body, hdr, err := h.app.Sandbox.BuildPush(tr.TID, "trade_TradePaid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := h.postPush(body, hdr); code != 200 {
+		t.Fatalf("push answered %d %s", code, out)
+	}
+	eventually(t, 20*time.Second, "the stored TRADE_SUCCESS delivered", func() bool {
+		return len(m.find("order-stale", "TRADE_SUCCESS")) > 0
+	})
+	if got := m.find("order-stale", "TRADE_PAID"); len(got) != 0 {
+		t.Errorf("TRADE_PAID pushed after the order stood at TRADE_SUCCESS: %+v", got)
+	}
+}
+
+// A buyer who pays another amount than the price: the notification carries
+// what Youzan reported (never the price), the order says amount_mismatch and
+// the mismatch is counted.
+func TestAmountMismatchReportedAsPaid(t *testing.T) {
+	m := newMerchant(t, nil)
+	h := start(t, opts{endpoints: []string{m.srv.URL}})
+	q := h.createQR("order-short", 1000)
+	o := sandboxPay("8")
+	o.Amount = 1
+	tr, err := h.app.Sandbox.Pay(context.Background(), q.QRID, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, hdr, err := h.app.Sandbox.BuildPush(tr.TID, "trade_TradeSuccess")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := h.postPush(body, hdr); code != 200 {
+		t.Fatalf("push answered %d %s", code, out)
+	}
+	eventually(t, 20*time.Second, "TRADE_SUCCESS", func() bool { return len(m.find("order-short", "TRADE_SUCCESS")) > 0 })
+	got := m.find("order-short", "TRADE_SUCCESS")[0]
+	if got.Form["payment"] != "1" {
+		t.Errorf("notification payment = %q, want Youzan's 1 fen, never the price", got.Form["payment"])
+	}
+	resp, body := h.do("GET", "/api/payment/orders/order-short", nil, true)
+	var ord struct {
+		Payment        int64 `json:"payment"`
+		Price          int64 `json:"price"`
+		AmountMismatch bool  `json:"amount_mismatch"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &ord) != nil || !ord.AmountMismatch || ord.Payment != 1 || ord.Price != 1000 {
+		t.Errorf("GET order: %d %s; want amount_mismatch true, payment 1, price 1000", resp.StatusCode, body)
+	}
+	if v := testutil.ToFloat64(h.app.Metrics.AmountMismatch); v != 1 {
+		t.Errorf("yzpay_payment_amount_mismatch_total = %v, want 1", v)
+	}
 }

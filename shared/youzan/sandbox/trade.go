@@ -24,6 +24,9 @@ type PayOptions struct {
 	PayType string // "WEIXIN_DAIXIAO" default, or "ALIPAY"...
 	BuyerID string // default generated numeric
 	NoPush  bool   // change state but send no pushes (benchmarks push themselves)
+	// Amount, if not 0, is what the buyer pays instead of the QR's price
+	// (Youzan's open-amount QR codes allow it), for amount-mismatch tests.
+	Amount int64
 }
 
 type trade struct {
@@ -133,6 +136,9 @@ func (s *Sandbox) Pay(ctx context.Context, qrID int64, o PayOptions) (Trade, err
 		return Trade{}, fmt.Errorf("pay %d: %w", qrID, ErrClosed)
 	}
 	t := s.newTradeLocked(q, o)
+	if o.Amount > 0 {
+		t.price = o.Amount
+	}
 	q.paid = true
 	now := time.Now()
 	t.status, t.paid, t.paidAt, t.updated = StatusTradePaid, true, now, now
