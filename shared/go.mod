@@ -48,6 +48,7 @@ require (
 	github.com/yeqown/go-qrcode/v2 v2.3.0
 	github.com/yzpay/yzpay/migrations v0.0.0
 	modernc.org/sqlite v1.62.0
+	rsc.io/qr v0.2.0
 )
 
 replace github.com/yzpay/yzpay/migrations => ../migrations

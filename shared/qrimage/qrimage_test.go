@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
+	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
-
-	qrcode "github.com/yeqown/go-qrcode/v2"
+	"time"
 )
 
 // A qr_url of the length Youzan returns.
 const sampleURL = "https://qr.youzan.com/pay/PzXkU7Ef2x?qr_id=8286057"
+
+// maxBytes is the byte-mode capacity of a version 40 symbol at level M.
+const maxBytes = 2331
 
 func decode(t *testing.T, uri string) image.Image {
 	t.Helper()
@@ -33,11 +38,17 @@ func decode(t *testing.T, uri string) image.Image {
 	return img
 }
 
+// The module size and quiet zone are read off the picture, not taken from
+// ModuleSize: the finder pattern in the top left corner starts right after
+// the quiet zone and its top edge is 7 modules of dark.
 func TestSizeAndQuietZone(t *testing.T) {
 	for _, content := range []string{
 		"E1",
 		sampleURL,
 		"https://open.youzanyun.com/pay/qrcode?qr_id=9007199254740993&kdt_id=43886321&from=yzpay&sig=0123456789abcdef",
+		urlOfLen(300),
+		urlOfLen(1000),     // version 22: 300 px would give modules under 2 px
+		urlOfLen(maxBytes), // version 40
 	} {
 		uri, err := PNGDataURI(content)
 		if err != nil {
@@ -45,50 +56,75 @@ func TestSizeAndQuietZone(t *testing.T) {
 		}
 		img := decode(t, uri)
 		b := img.Bounds()
-		if b.Dx() != b.Dy() || b.Dx() < 250 || b.Dx() > 330 {
-			t.Errorf("%q: image is %dx%d, want square 250..330 px", content, b.Dx(), b.Dy())
+		name := fmt.Sprintf("%d bytes", len(content))
+		if b.Dx() != b.Dy() {
+			t.Fatalf("%s: image is %dx%d, want a square", name, b.Dx(), b.Dy())
 		}
-		mat := matrix(t, content)
-		m := ModuleSize(len(mat))
-		if got := (len(mat) + 2*QuietZone) * m; got != b.Dx() {
-			t.Errorf("%q: width %d, want %d modules of %d px", content, b.Dx(), len(mat)+2*QuietZone, m)
+		if len(content) <= 200 && (b.Dx() < 250 || b.Dx() > 330) {
+			t.Errorf("%s: image is %d px wide, want 250..330 for URL-length content", name, b.Dx())
+		}
+
+		q := 0
+		for q < b.Dx() && !isDark(img.At(q, q)) {
+			q++
+		}
+		run := 0
+		for q+run < b.Dx() && isDark(img.At(q+run, q)) {
+			run++
+		}
+		m := run / 7
+		if run%7 != 0 || m < 2 {
+			t.Fatalf("%s: finder pattern edge is %d px, want 7 modules of at least 2 px", name, run)
+		}
+		if q != QuietZone*m {
+			t.Errorf("%s: quiet zone is %d px, want %d modules of %d px", name, q, QuietZone, m)
+		}
+		if dim := b.Dx()/m - 2*QuietZone; b.Dx()%m != 0 || (dim-17)%4 != 0 {
+			t.Errorf("%s: %d px is no QR symbol of %d px modules plus quiet zone", name, b.Dx(), m)
 		}
 		// The quiet zone is white all round.
-		q := QuietZone * m
 		for y := b.Min.Y; y < b.Max.Y; y++ {
 			for x := b.Min.X; x < b.Max.X; x++ {
 				inside := x >= q && x < b.Dx()-q && y >= q && y < b.Dy()-q
 				if !inside && isDark(img.At(x, y)) {
-					t.Fatalf("%q: dark pixel at (%d,%d) in the quiet zone", content, x, y)
+					t.Fatalf("%s: dark pixel at (%d,%d) in the quiet zone", name, x, y)
 				}
 			}
 		}
 	}
 }
 
-// The picture must carry exactly the symbol go-qrcode computed: every module
-// centre is dark where the matrix is set and light elsewhere.
+// The picture must carry exactly the symbol: every pixel of a module has
+// the module's colour.
 func TestImageMatchesSymbol(t *testing.T) {
-	uri, err := PNGDataURI(sampleURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := decode(t, uri)
-	mat := matrix(t, sampleURL)
-	m := ModuleSize(len(mat))
-	for x := range mat {
-		for y := range mat[x] {
-			px, py := (QuietZone+x)*m+m/2, (QuietZone+y)*m+m/2
-			if isDark(img.At(px, py)) != mat[x][y] {
-				t.Fatalf("module (%d,%d) is dark=%v in the image, set=%v in the symbol", x, y, !mat[x][y], mat[x][y])
+	for _, n := range []int{20, len(sampleURL), 200, 300, 1000} {
+		content := urlOfLen(n)
+		uri, err := PNGDataURI(content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := decode(t, uri)
+		mat := matrix(t, content)
+		m := ModuleSize(len(mat))
+		for px := QuietZone * m; px < (QuietZone+len(mat))*m; px++ {
+			for py := QuietZone * m; py < (QuietZone+len(mat))*m; py++ {
+				x, y := px/m-QuietZone, py/m-QuietZone
+				if isDark(img.At(px, py)) != mat[x][y] {
+					t.Fatalf("%d bytes: pixel (%d,%d) is dark=%v, module (%d,%d) dark=%v", n, px, py, !mat[x][y], x, y, mat[x][y])
+				}
 			}
 		}
 	}
 }
 
+// Images come from pooled buffers, so rendering other content in between,
+// or at the same time, must not change a byte.
 func TestDeterministic(t *testing.T) {
 	a, err := PNGDataURI(sampleURL)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PNGDataURI(urlOfLen(300)); err != nil {
 		t.Fatal(err)
 	}
 	b, err := PNGDataURI(sampleURL)
@@ -105,17 +141,59 @@ func TestDeterministic(t *testing.T) {
 	if a == c {
 		t.Error("different content rendered to the same bytes")
 	}
+	p, err := PNG(sampleURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "data:image/png;base64," + base64.StdEncoding.EncodeToString(p); want != a {
+		t.Error("PNG and PNGDataURI disagree")
+	}
+
+	contents := make([]string, 40)
+	want := make([]string, len(contents))
+	for i := range contents {
+		contents[i] = urlOfLen(20 + 7*i)
+		if want[i], err = PNGDataURI(contents[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for k := range 3 * len(contents) {
+				i := (k*7 + g) % len(contents)
+				got, err := PNGDataURI(contents[i])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got != want[i] {
+					t.Errorf("%d bytes: concurrent rendering changed the image", len(contents[i]))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestEmptyContent(t *testing.T) {
 	if _, err := PNGDataURI(""); !errors.Is(err, ErrEmpty) {
 		t.Errorf("err = %v, want ErrEmpty", err)
 	}
+	if _, err := PNG(""); !errors.Is(err, ErrEmpty) {
+		t.Errorf("PNG: err = %v, want ErrEmpty", err)
+	}
 }
 
 func TestTooLongContent(t *testing.T) {
-	if _, err := PNGDataURI(strings.Repeat("x", 5000)); err == nil {
-		t.Error("content beyond QR capacity rendered without error")
+	if _, err := PNGDataURI(strings.Repeat("x", maxBytes)); err != nil {
+		t.Errorf("content at QR capacity: %v", err)
+	}
+	for _, n := range []int{maxBytes + 1, 5000} {
+		if _, err := PNGDataURI(strings.Repeat("x", n)); err == nil {
+			t.Errorf("%d bytes, beyond QR capacity, rendered without error", n)
+		}
 	}
 }
 
@@ -126,36 +204,89 @@ func isDark(c color.Color) bool {
 // matrix returns the symbol (without quiet zone) as matrix[x][y] = dark.
 func matrix(t *testing.T, content string) [][]bool {
 	t.Helper()
-	qrc, err := qrcode.NewWith(content, qrcode.WithErrorCorrectionLevel(qrcode.ErrorCorrectionMedium))
+	var r renderer
+	n, err := r.symbol(content)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c capture
-	if err := qrc.Save(&c); err != nil {
-		t.Fatal(err)
-	}
-	return c.bits
-}
-
-type capture struct{ bits [][]bool }
-
-func (c *capture) Write(mat qrcode.Matrix) error {
-	n := mat.Width()
-	c.bits = make([][]bool, n)
-	for i := range c.bits {
-		c.bits[i] = make([]bool, n)
-	}
-	mat.Iterate(qrcode.IterDirection_ROW, func(x, y int, v qrcode.QRValue) { c.bits[x][y] = v.IsSet() })
-	return nil
-}
-
-func (*capture) Close() error { return nil }
-
-func BenchmarkPNGDataURI(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := PNGDataURI(sampleURL); err != nil {
-			b.Fatal(err)
+	m := make([][]bool, n)
+	for x := range m {
+		m[x] = make([]bool, n)
+		for y := range m[x] {
+			m[x][y] = r.mods[y*n+x] == 1
 		}
 	}
+	return m
+}
+
+// BenchmarkPNGDataURI reports cpu-ns/op beside ns/op: the budget of issue
+// 16 is CPU per image on two shared cores, which wall time hides.
+func BenchmarkPNGDataURI(b *testing.B) {
+	for _, n := range []int{20, len(sampleURL), 80, 200, 300} {
+		content := urlOfLen(n)
+		if n == len(sampleURL) {
+			content = sampleURL
+		}
+		b.Run(fmt.Sprintf("len=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0, ok := processCPU()
+			for b.Loop() {
+				if _, err := PNGDataURI(content); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if cpu1, _ := processCPU(); ok {
+				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+			}
+		})
+	}
+}
+
+// BenchmarkPNGDataURIParallel is QR creation on all cores (GOMAXPROCS),
+// the figure issue 16 sets a floor for: 3,000 images/s on two.
+func BenchmarkPNGDataURIParallel(b *testing.B) {
+	b.ReportAllocs()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := PNGDataURI(sampleURL); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "QR/s")
+}
+
+// urlOfLen returns a qr_url-like string of exactly n bytes.
+func urlOfLen(n int) string {
+	u := "https://open.youzanyun.com/wxpay/confirmQr?qr_id=8286058&kdt_id=42221747"
+	for i := 0; len(u) < n; i++ {
+		u += fmt.Sprintf("&p%d=Zx%07d", i, i*7919)
+	}
+	return u[:n]
+}
+
+// randomURL returns a URL-like string of exactly n bytes (n >= 20) with
+// the characters a qr_url can carry, percent escapes included.
+func randomURL(rng *rand.Rand, n int) string {
+	hosts := []string{"open.youzanyun.com", "qr.youzan.com", "cashier.youzan.com", "h5.youzan.com"}
+	const chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~"
+	var b strings.Builder
+	b.WriteString("https://" + hosts[rng.IntN(len(hosts))] + "/")
+	for b.Len() < n {
+		switch k := rng.IntN(10); {
+		case k == 0:
+			b.WriteString("/")
+		case k == 1:
+			fmt.Fprintf(&b, "?qr_id=%d", rng.IntN(1e8))
+		case k == 2:
+			fmt.Fprintf(&b, "&kdt_id=%d&", rng.IntN(1e8))
+		case k == 3:
+			fmt.Fprintf(&b, "%%%02X", rng.IntN(256))
+		default:
+			b.WriteByte(chars[rng.IntN(len(chars))])
+		}
+	}
+	return b.String()[:n]
 }
