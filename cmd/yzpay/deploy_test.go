@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"gopkg.in/yaml.v3"
 )
 
@@ -353,75 +354,60 @@ func TestReadmeMetrics(t *testing.T) {
 	}
 }
 
-// apiErrorCodes collects the error codes the gateway can answer with: the
-// code argument of httpapi.WriteError and badRequest, and the code field of
-// apiError literals.
-func apiErrorCodes(t *testing.T) map[string]string {
+// readmeErrorStatuses reads README's "### Error codes" table: code → HTTP
+// status. A row may list several codes with one status for all, or with one
+// status each, in order ("404, 405").
+func readmeErrorStatuses(t *testing.T) map[string]int {
 	t.Helper()
-	codes := map[string]string{}
-	add := func(rel string, e ast.Expr) {
-		if s, ok := stringLit(e); ok {
-			codes[s] = rel
+	doc := map[string]int{}
+	for _, row := range markdownTable(markdownSection(t, readRepoFile(t, "README.md"), "### Error codes")) {
+		if len(row) < 2 {
+			t.Fatalf("README error-code row %q has no status column", row)
+		}
+		var codes []string
+		for _, m := range backticked.FindAllStringSubmatch(row[0], -1) {
+			codes = append(codes, m[1])
+		}
+		var statuses []int
+		for _, f := range strings.Split(row[1], ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				t.Fatalf("README error-code row %q: status %q is not a number", row, f)
+			}
+			statuses = append(statuses, n)
+		}
+		if len(codes) == 0 || (len(statuses) != 1 && len(statuses) != len(codes)) {
+			t.Fatalf("README error-code row %q: %d codes, %d statuses", row, len(codes), len(statuses))
+		}
+		for i, c := range codes {
+			if _, dup := doc[c]; dup {
+				t.Errorf("README's error-code table lists %q twice", c)
+			}
+			doc[c] = statuses[min(i, len(statuses)-1)]
 		}
 	}
-	for _, dir := range []string{"services/gateway", "shared/httpapi"} {
-		goFiles(t, dir, func(rel string, f *ast.File) {
-			ast.Inspect(f, func(n ast.Node) bool {
-				switch x := n.(type) {
-				case *ast.CallExpr:
-					var name string
-					switch fn := x.Fun.(type) {
-					case *ast.SelectorExpr:
-						name = fn.Sel.Name
-					case *ast.Ident:
-						name = fn.Name
-					}
-					switch {
-					case name == "WriteError" && len(x.Args) == 5:
-						add(rel, x.Args[3])
-					case name == "badRequest" && len(x.Args) == 2:
-						add(rel, x.Args[0])
-					}
-				case *ast.CompositeLit:
-					if id, ok := x.Type.(*ast.Ident); ok && id.Name == "apiError" {
-						for i, el := range x.Elts {
-							if kv, ok := el.(*ast.KeyValueExpr); ok {
-								if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "code" {
-									add(rel, kv.Value)
-								}
-							} else if i == 1 {
-								add(rel, el)
-							}
-						}
-					}
-				}
-				return true
-			})
-		})
-	}
-	return codes
+	return doc
 }
 
-// The README's error-code table is exactly the codes the gateway answers with.
+// README's error-code table is httpapi's code → status table: every code the
+// API can answer with, with the status it answers, and nothing else.
 func TestReadmeErrorCodes(t *testing.T) {
-	code := apiErrorCodes(t)
-	if len(code) < 5 {
-		t.Fatalf("found only %d error codes in the gateway; the scan is broken", len(code))
+	code := map[string]int{}
+	for c, status := range httpapi.Statuses() {
+		code[string(c)] = status
 	}
-	doc := map[string]bool{}
-	for _, row := range markdownTable(markdownSection(t, readRepoFile(t, "README.md"), "### Error codes")) {
-		for _, m := range backticked.FindAllStringSubmatch(row[0], -1) {
-			doc[m[1]] = true
-		}
-	}
+	doc := readmeErrorStatuses(t)
 	for _, c := range sortedKeys(code) {
-		if !doc[c] {
-			t.Errorf("%s answers with error code %q; README's error-code table lacks it", code[c], c)
+		switch st, ok := doc[c]; {
+		case !ok:
+			t.Errorf("httpapi answers %q with %d; README's error-code table lacks it", c, code[c])
+		case st != code[c]:
+			t.Errorf("README's error-code table gives %q status %d; httpapi answers %d", c, st, code[c])
 		}
 	}
 	for _, c := range sortedKeys(doc) {
 		if _, ok := code[c]; !ok {
-			t.Errorf("README's error-code table lists %q, which the gateway never answers with", c)
+			t.Errorf("README's error-code table lists %q, which httpapi's table lacks", c)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/httpapi"
-	"github.com/yzpay/yzpay/shared/replay"
 	"github.com/yzpay/yzpay/shared/store"
 )
 
@@ -52,14 +50,14 @@ func (g *Gateway) listDeliveries(w http.ResponseWriter, r *http.Request, _ httpr
 	switch state {
 	case "", domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed:
 	default:
-		httpapi.WriteError(w, g.m, http.StatusBadRequest, "invalid_state", "state must be pending, delivered or failed")
+		g.writeErr(w, r, domain.Errorf(domain.CodeInvalidState, "state must be pending, delivered or failed"))
 		return
 	}
 	limit := 100
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
-			httpapi.WriteError(w, g.m, http.StatusBadRequest, "invalid_limit", "limit must be 1 to 1000")
+			g.writeErr(w, r, domain.Errorf(domain.CodeInvalidLimit, "limit must be 1 to 1000"))
 			return
 		}
 		limit = n
@@ -78,15 +76,11 @@ func (g *Gateway) listDeliveries(w http.ResponseWriter, r *http.Request, _ httpr
 
 func (g *Gateway) replayDelivery(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	if g.deps.Replayer == nil {
-		httpapi.WriteError(w, g.m, http.StatusNotImplemented, "replay_unavailable", "replay is not wired in this process")
+		g.writeErr(w, r, domain.Errorf(domain.CodeReplayUnavailable, "replay is not wired in this process"))
 		return
 	}
 	eventID := ps.ByName("event_id")
 	ds, err := g.deps.Replayer.Replay(r.Context(), eventID, r.URL.Query().Get("endpoint"))
-	if errors.Is(err, replay.ErrNothingToReplay) {
-		httpapi.WriteError(w, g.m, http.StatusNotFound, "delivery_not_found", "no delivery recorded for that event (and endpoint)")
-		return
-	}
 	if err != nil {
 		g.writeErr(w, r, err, "event_id", eventID)
 		return

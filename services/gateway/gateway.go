@@ -83,11 +83,11 @@ func New(cfg config.Gateway, deps Deps) (*Gateway, error) {
 func (g *Gateway) Handler() http.Handler {
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true
-	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		httpapi.WriteError(w, g.m, http.StatusNotFound, "not_found", "no such route")
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		g.writeErr(w, req, domain.Errorf(domain.CodeNotFound, "no such route"))
 	})
-	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		httpapi.WriteError(w, g.m, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		g.writeErr(w, req, domain.Errorf(domain.CodeMethodNotAllowed, "method not allowed on this route"))
 	})
 	r.PanicHandler = nil // Instrument recovers and logs
 
@@ -124,7 +124,7 @@ func (g *Gateway) auth(key string, h httprouter.Handle) httprouter.Handle {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(key)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="yzpay"`)
-				httpapi.WriteError(w, g.m, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer key")
+				g.writeErr(w, r, domain.Errorf(domain.CodeUnauthorized, "missing or wrong bearer key"))
 				return
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/qrimage"
+	"github.com/yzpay/yzpay/shared/replay"
 	"github.com/yzpay/yzpay/shared/youzan"
 )
 
@@ -26,7 +27,10 @@ const (
 	maxNameLen   = 100
 )
 
-var orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+var (
+	orderIDPattern    = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+	errInvalidOrderID = domain.Errorf(domain.CodeInvalidOrderID, "order_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+)
 
 // orderRequest keeps price raw so 1.5 and "100" are refused rather than
 // coerced, as the original service's Math.abs(price) once did.
@@ -36,51 +40,39 @@ type orderRequest struct {
 	OrderID *string          `json:"order_id"`
 }
 
-type apiError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *apiError) Error() string { return e.code + ": " + e.message }
-
-func badRequest(code, msg string) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: code, message: msg}
-}
-
-func parseOrderRequest(w http.ResponseWriter, r *http.Request) (domain.NewOrder, *apiError) {
+func parseOrderRequest(w http.ResponseWriter, r *http.Request) (domain.NewOrder, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOrderBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return domain.NewOrder{}, &apiError{http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds 64 KiB"}
+			return domain.NewOrder{}, domain.Errorf(domain.CodeBodyTooLarge, "request body exceeds 64 KiB")
 		}
-		return domain.NewOrder{}, badRequest("bad_body", "could not read request body")
+		return domain.NewOrder{}, domain.Errorf(domain.CodeBadBody, "could not read request body")
 	}
 	var req orderRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
-		return domain.NewOrder{}, badRequest("malformed_json", "request body must be a JSON object")
+		return domain.NewOrder{}, domain.Errorf(domain.CodeMalformedJSON, "request body must be a JSON object")
 	}
 	if dec.More() {
-		return domain.NewOrder{}, badRequest("malformed_json", "request body must be a single JSON object")
+		return domain.NewOrder{}, domain.Errorf(domain.CodeMalformedJSON, "request body must be a single JSON object")
 	}
 	if req.Name == nil {
-		return domain.NewOrder{}, badRequest("invalid_name", "name is required")
+		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidName, "name is required")
 	}
 	name := strings.TrimSpace(*req.Name)
 	if n := utf8.RuneCountInString(name); n < 1 || n > maxNameLen {
-		return domain.NewOrder{}, badRequest("invalid_name", "name must be 1 to 100 characters after trimming")
+		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidName, "name must be 1 to 100 characters after trimming")
 	}
 	if req.Price == nil {
-		return domain.NewOrder{}, badRequest("invalid_price", "price is required (integer fen)")
+		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidPrice, "price is required (integer fen)")
 	}
 	price, err := parsePrice(*req.Price)
 	if err != nil {
-		return domain.NewOrder{}, badRequest("invalid_price", "price must be a JSON integer number of fen from 1 to 10000000")
+		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidPrice, "price must be a JSON integer number of fen from 1 to 10000000")
 	}
 	if req.OrderID == nil || !orderIDPattern.MatchString(*req.OrderID) {
-		return domain.NewOrder{}, badRequest("invalid_order_id", "order_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+		return domain.NewOrder{}, errInvalidOrderID
 	}
 	return domain.NewOrder{OrderID: *req.OrderID, Name: name, Price: price}, nil
 }
@@ -111,9 +103,9 @@ type qrResponse struct {
 }
 
 func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	req, aerr := parseOrderRequest(w, r)
-	if aerr != nil {
-		httpapi.WriteError(w, g.m, aerr.status, aerr.code, aerr.message)
+	req, err := parseOrderRequest(w, r)
+	if err != nil {
+		g.writeErr(w, r, err)
 		return
 	}
 	o, err := g.ensureQR(r.Context(), req)
@@ -124,7 +116,7 @@ func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprou
 	img, err := qrimage.PNGDataURI(o.QRURL)
 	if err != nil {
 		g.log.Error("render QR image", "order_id", o.OrderID, "qr_id", o.QRID, "err", err)
-		httpapi.WriteError(w, g.m, http.StatusInternalServerError, "qr_render_failed", "could not render the QR image")
+		g.writeErr(w, r, domain.Wrap(err, domain.CodeQRRenderFailed, "could not render the QR image"))
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, qrResponse{
@@ -179,27 +171,34 @@ func (g *Gateway) ensureQR(ctx context.Context, req domain.NewOrder) (domain.Ord
 	}
 }
 
-// writeErr maps domain errors to HTTP in one place.
+// writeErr answers err through httpapi's one code → status table. Errors
+// that are not yet domain errors come from the gateway's adapters (Youzan,
+// the store, the replayer, deadlines), which the domain knows nothing of, so
+// they get their code here; any other failure of a backend call is retryable
+// for the client.
 func (g *Gateway) writeErr(w http.ResponseWriter, r *http.Request, err error, attrs ...any) {
 	var ye *youzan.Error
-	switch {
-	case errors.Is(err, domain.ErrConflict):
-		httpapi.WriteError(w, g.m, http.StatusConflict, "order_conflict", "order_id exists with a different name or price")
-	case errors.Is(err, domain.ErrNotFound):
-		httpapi.WriteError(w, g.m, http.StatusNotFound, "order_not_found", "no such order")
-	case errors.As(err, &ye):
-		g.log.Warn("youzan call failed", append(attrs, "err", err, "request_id", httpapi.RequestID(r.Context()))...)
-		if ye.Retryable() {
-			httpapi.WriteError(w, g.m, http.StatusBadGateway, "youzan_unavailable", "Youzan did not answer in time or is rate limiting; retry the same request")
-			return
+	if _, ok := domain.AsError(err); !ok {
+		switch {
+		case errors.Is(err, replay.ErrNothingToReplay):
+			err = domain.Wrap(err, domain.CodeDeliveryNotFound, "no delivery recorded for that event (and endpoint)")
+		case errors.As(err, &ye):
+			g.log.Warn("youzan call failed", append(attrs, "err", err, "request_id", httpapi.RequestID(r.Context()))...)
+			if ye.Retryable() {
+				err = domain.Wrap(err, domain.CodeYouzanUnavailable, "Youzan did not answer in time or is rate limiting; retry the same request")
+			} else {
+				// Youzan's own words tell the merchant what to fix, and
+				// youzan.Error keeps tokens and secrets out of them.
+				err = domain.Wrap(err, domain.CodeYouzanError, "Youzan refused the request: "+ye.Message)
+			}
+		case errors.Is(err, context.DeadlineExceeded):
+			err = domain.Wrap(err, domain.CodeTimeout, "timed out; retry the same request")
+		default:
+			g.log.Error("request failed", append(attrs, "err", err, "request_id", httpapi.RequestID(r.Context()))...)
+			err = domain.Wrap(err, domain.CodeUnavailable, "a backend is unavailable; retry the same request")
 		}
-		httpapi.WriteError(w, g.m, http.StatusBadGateway, "youzan_error", "Youzan refused the request: "+ye.Message)
-	case errors.Is(err, context.DeadlineExceeded):
-		httpapi.WriteError(w, g.m, http.StatusServiceUnavailable, "timeout", "timed out; retry the same request")
-	default:
-		g.log.Error("request failed", append(attrs, "err", err, "request_id", httpapi.RequestID(r.Context()))...)
-		httpapi.WriteError(w, g.m, http.StatusServiceUnavailable, "unavailable", "a backend is unavailable; retry the same request")
 	}
+	httpapi.Error(w, r, g.m, g.log, err)
 }
 
 type orderResponse struct {
@@ -240,7 +239,7 @@ func toOrderResponse(o domain.Order) orderResponse {
 func (g *Gateway) getOrder(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	id := ps.ByName("order_id")
 	if !orderIDPattern.MatchString(id) {
-		httpapi.WriteError(w, g.m, http.StatusBadRequest, "invalid_order_id", "order_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+		g.writeErr(w, r, errInvalidOrderID)
 		return
 	}
 	o, err := g.deps.Store.OrderByID(r.Context(), id)

@@ -10,7 +10,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/yzpay/yzpay/shared/httpapi"
+	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/youzan/push"
 )
@@ -45,7 +45,7 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 	default:
 		g.m.PushesReceived.WithLabelValues("unknown", "busy").Inc()
 		w.Header().Set("Retry-After", "5")
-		httpapi.WriteError(w, g.m, http.StatusServiceUnavailable, "busy", "too many pushes in flight; retry later")
+		g.writeErr(w, r, domain.Errorf(domain.CodeBusy, "too many pushes in flight; retry later"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPushBody))
@@ -53,11 +53,11 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			g.m.PushesReceived.WithLabelValues("unknown", "too_large").Inc()
-			httpapi.WriteError(w, g.m, http.StatusRequestEntityTooLarge, "body_too_large", "push body exceeds 1 MiB")
+			g.writeErr(w, r, domain.Errorf(domain.CodeBodyTooLarge, "push body exceeds 1 MiB"))
 			return
 		}
 		g.m.PushesReceived.WithLabelValues("unknown", "unreadable").Inc()
-		httpapi.WriteError(w, g.m, http.StatusBadRequest, "bad_body", "could not read push body")
+		g.writeErr(w, r, domain.Errorf(domain.CodeBadBody, "could not read push body"))
 		return
 	}
 	p, err := push.Verify(body, r.Header, g.cfg.Youzan.ClientID, g.cfg.Youzan.ClientSecret)
@@ -65,11 +65,11 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 	case errors.Is(err, push.ErrBadSignature):
 		g.m.PushesReceived.WithLabelValues(typeLabel(p.Type), "bad_signature").Inc()
 		g.log.Warn("push with a bad signature refused", "type", p.Type, "tid", p.TID, "remote", r.RemoteAddr)
-		httpapi.WriteError(w, g.m, http.StatusUnauthorized, "bad_signature", "push signature does not verify")
+		g.writeErr(w, r, domain.Errorf(domain.CodeBadSignature, "push signature does not verify"))
 		return
 	case err != nil:
 		g.m.PushesReceived.WithLabelValues("unknown", "malformed").Inc()
-		httpapi.WriteError(w, g.m, http.StatusBadRequest, "malformed_push", "push body is not a Youzan message")
+		g.writeErr(w, r, domain.Errorf(domain.CodeMalformedPush, "push body is not a Youzan message"))
 		return
 	}
 	if p.Test {
@@ -85,14 +85,14 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	if p.TID == "" {
 		g.m.PushesReceived.WithLabelValues(p.Type, "malformed").Inc()
-		httpapi.WriteError(w, g.m, http.StatusBadRequest, "malformed_push", "trade push without an id")
+		g.writeErr(w, r, domain.Errorf(domain.CodeMalformedPush, "trade push without an id"))
 		return
 	}
 	dup, err := g.publishReceipt(r.Context(), p, body, received)
 	if err != nil {
 		g.m.PushesReceived.WithLabelValues(p.Type, "unavailable").Inc()
 		g.log.Error("could not store push receipt; Youzan will retry", "type", p.Type, "tid", p.TID, "err", err)
-		httpapi.WriteError(w, g.m, http.StatusServiceUnavailable, "broker_unavailable", "receipt could not be stored; retry later")
+		g.writeErr(w, r, domain.Wrap(err, domain.CodeBrokerUnavailable, "receipt could not be stored; retry later"))
 		return
 	}
 	result := "accepted"

@@ -1,7 +1,8 @@
 // Package httpapi holds the HTTP plumbing every yzpay listener shares: the
-// JSON error shape (README, "HTTP API"), request ids, per-route metrics, the
-// /healthz, /readyz and /metrics endpoints, and a server that shuts down
-// gracefully when its context ends.
+// JSON error shape and the one table from error code to HTTP status (README,
+// "Error codes"), request ids, per-route metrics, the /healthz, /readyz and
+// /metrics endpoints, and a server that shuts down gracefully when its
+// context ends.
 package httpapi
 
 import (
@@ -17,16 +18,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/metrics"
 )
-
-// ErrorBody is the error shape every yzpay error answer has.
-type ErrorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
 
 // WriteJSON answers status with v as JSON.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
@@ -35,16 +29,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // qr_url carries '&'; \u0026 only confuses people reading curl output
 	_ = enc.Encode(v)
-}
-
-// WriteError answers with the error JSON and counts it by code.
-func WriteError(w http.ResponseWriter, m *metrics.Metrics, status int, code, message string) {
-	var b ErrorBody
-	b.Error.Code, b.Error.Message = code, message
-	if m != nil {
-		m.APIErrors.WithLabelValues(code).Inc()
-	}
-	WriteJSON(w, status, b)
 }
 
 // RequestIDHeader is set on every response.
@@ -100,7 +84,8 @@ func Instrument(h http.Handler, m *metrics.Metrics, log *slog.Logger, route func
 			if p := recover(); p != nil {
 				log.Error("panic serving request", "request_id", id, "path", r.URL.Path, "panic", fmt.Sprint(p))
 				if sw.status == 0 {
-					WriteError(sw, m, http.StatusInternalServerError, "internal", "internal error")
+					// Logged above with the panic value; Error must not log it again.
+					Error(sw, r, m, log, domain.Errorf(domain.CodeInternal, internalMessage))
 				}
 			}
 			if sw.status == 0 {
