@@ -1,5 +1,5 @@
 // Package tradefetcher turns verified Youzan push receipts into payment-status
-// natsjs. A push alone is not trusted: for every receipt it reads the trade
+// events. A push alone is not trusted: for every receipt it reads the trade
 // with youzan.trade.get, records the observation in the store (status only
 // moves forward) and publishes an event for the status trade.get returned.
 // A receipt is acked only after its effect is durable: the observation

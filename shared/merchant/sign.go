@@ -121,8 +121,8 @@ type jsonPush struct {
 	Sign    string `json:"sign"`
 }
 
-// JSON returns p as the JSON object of the original README: payment is a
-// number, time a string.
+// JSON returns p as the JSON object the original service's README shows
+// (docs/youzan.md#sources): payment is a number, time a string.
 func (p Push) JSON() []byte {
 	b, err := json.Marshal(jsonPush(p))
 	if err != nil {

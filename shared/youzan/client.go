@@ -142,8 +142,8 @@ func (c *Client) token(ctx context.Context, bad string) (string, error) {
 		f = &tokenFetch{done: make(chan struct{})}
 		c.inflight = f
 		// refresh:false would hand back the very token we want rid of
-		// (§1.1: "returns the same token without extending it"), so ask
-		// for a new one whenever we already hold one.
+		// (docs/youzan.md#token-renewal: "returns the same token without
+		// extending it"), so ask for a new one whenever we already hold one.
 		refresh := old != ""
 		// Detached from ctx: other goroutines wait on this fetch and must
 		// not fail because the one that started it gave up.
@@ -362,7 +362,7 @@ func transportError(parent context.Context, api string, err error) error {
 	return &Error{API: api, Kind: Network, Message: inner.Error(), err: inner}
 }
 
-// envelope is the union of every answer shape (§2.2).
+// envelope is the union of every answer shape (docs/youzan.md#envelopes).
 type envelope struct {
 	GwErr    json.RawMessage `json:"gw_err_resp"`
 	ErrResp  json.RawMessage `json:"error_response"`

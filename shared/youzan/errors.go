@@ -119,7 +119,7 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &ye) && ye.Kind == NotFound
 }
 
-// Gateway (bifrost) error codes, §2.3 of the protocol notes.
+// Gateway (bifrost) error codes (docs/youzan.md#error-classification).
 func gatewayKind(code int) Kind {
 	switch {
 	case code == 4101:

@@ -284,7 +284,7 @@ func (h *harness) streamMsgs(name string) uint64 {
 	return info.State.Msgs
 }
 
-// subscribe is another internal consumer of payment-status natsjs.
+// subscribe is another internal consumer of payment-status events.
 func (h *harness) subscribe() func() []domain.PaymentEvent {
 	h.t.Helper()
 	ctx := context.Background()

@@ -240,7 +240,8 @@ func decodeMsg(raw json.RawMessage) (string, json.RawMessage, error) {
 		return s, json.RawMessage(t), nil
 	}
 	// Full form decoding (%XX and '+' as space) reads both the 2017/2018
-	// partial escaping and the 2021 form encoding (§6.4).
+	// partial escaping and the 2021 form encoding
+	// (docs/youzan.md#push-msg-encoding).
 	dec, err := url.QueryUnescape(s)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: msg is not URL-encoded: %v", ErrMalformed, err)
