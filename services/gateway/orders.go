@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
@@ -63,6 +64,12 @@ func parseOrderRequest(w http.ResponseWriter, r *http.Request) (domain.NewOrder,
 	name := strings.TrimSpace(*req.Name)
 	if n := utf8.RuneCountInString(name); n < 1 || n > maxNameLen {
 		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidName, "name must be 1 to 100 characters after trimming")
+	}
+	// A NUL is refused by Postgres as a store error (which would tell the
+	// merchant to retry forever), and control characters break the
+	// checkout page, logs and Youzan's QR title alike.
+	if !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidName, "name must be valid UTF-8 without control characters")
 	}
 	if req.Price == nil {
 		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidPrice, "price is required (integer fen)")
