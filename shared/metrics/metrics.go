@@ -35,6 +35,16 @@ type Metrics struct {
 	Redeliveries *prometheus.CounterVec // consumer
 	Reconciled   *prometheus.CounterVec // result
 	Expired      prometheus.Counter
+
+	// JetStream state, polled in the background by package lag (a scrape
+	// must not wait on the broker).
+	StreamMessages      *prometheus.GaugeVec // stream
+	StreamBytes         *prometheus.GaugeVec // stream
+	ConsumerPending     *prometheus.GaugeVec // stream, consumer
+	ConsumerAckPending  *prometheus.GaugeVec // stream, consumer
+	ConsumerRedelivered *prometheus.GaugeVec // stream, consumer
+	ConsumerOldestAge   *prometheus.GaugeVec // stream, consumer
+	LagPollErrors       prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -92,10 +102,33 @@ func New() *Metrics {
 		Expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yzpay_orders_expired_total", Help: "Unpaid orders closed after ORDER_TTL.",
 		}),
+		StreamMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_stream_messages", Help: "Messages held by a JetStream stream, as last polled.",
+		}, []string{"stream"}),
+		StreamBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_stream_bytes", Help: "Bytes held by a JetStream stream, as last polled.",
+		}, []string{"stream"}),
+		ConsumerPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_consumer_pending_messages", Help: "Messages a durable consumer has not been handed yet (num_pending), as last polled.",
+		}, []string{"stream", "consumer"}),
+		ConsumerAckPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_consumer_ack_pending_messages", Help: "Messages handed to a durable consumer and not acknowledged yet, including those waiting out a retry delay (num_ack_pending), as last polled.",
+		}, []string{"stream", "consumer"}),
+		ConsumerRedelivered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_consumer_redelivered_messages", Help: "Unacknowledged messages a durable consumer has been handed more than once (num_redelivered), as last polled.",
+		}, []string{"stream", "consumer"}),
+		ConsumerOldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_consumer_oldest_unacked_age_seconds", Help: "Age of the oldest message a durable consumer has not acknowledged (0 when it is caught up), as last polled.",
+		}, []string{"stream", "consumer"}),
+		LagPollErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yzpay_lag_poll_errors_total", Help: "Failed polls of JetStream stream and consumer state; the polled gauges keep their last values meanwhile.",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.HTTPRequests, m.HTTPRequestDuration, m.APIErrors, m.PushesReceived,
 		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.DeliveryDuration,
-		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired} {
+		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired,
+		m.StreamMessages, m.StreamBytes, m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered,
+		m.ConsumerOldestAge, m.LagPollErrors} {
 		f(c)
 	}
 	return m

@@ -28,6 +28,7 @@ import (
 	"github.com/yzpay/yzpay/services/tradefetcher"
 	"github.com/yzpay/yzpay/shared/boot"
 	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/lag"
 	"github.com/yzpay/yzpay/shared/metrics"
 	"github.com/yzpay/yzpay/shared/natsembed"
 	"github.com/yzpay/yzpay/shared/opshttp"
@@ -189,6 +190,7 @@ func Start(ctx context.Context, o Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	lagPoller := lag.New(a.JS, a.Metrics, []lag.Target{lag.Tradefetcher, lag.Notifier}, lag.Options{Logger: log.With("component", "lag")})
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "yzpay %s\n", Version)
@@ -215,6 +217,7 @@ func Start(ctx context.Context, o Options) (a *App, err error) {
 			func(ctx context.Context) error { return opshttp.Serve(ctx, ln, mux, 10*time.Second) },
 			tf.Run,
 			nt.Run,
+			lagPoller.Run,
 		)
 		a.closeAll()
 	}()

@@ -9,6 +9,7 @@ import (
 	"github.com/yzpay/yzpay/services/notifier"
 	"github.com/yzpay/yzpay/shared/boot"
 	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/lag"
 	"github.com/yzpay/yzpay/shared/metrics"
 	"github.com/yzpay/yzpay/shared/opshttp"
 )
@@ -43,5 +44,6 @@ func run(ctx context.Context, env config.Env, log *slog.Logger) error {
 	log.Info("notifier running", "metrics", ln.Addr().String(), "store", storeDesc, "nats", config.RedactURL(split.NATSURL),
 		"endpoints", len(cfg.Endpoints), "format", cfg.Format)
 	ops := opshttp.OpsMux(m, log, boot.NATSCheck(nc, js), boot.StoreCheck(st))
-	return boot.Group(ctx, n.Run, func(ctx context.Context) error { return opshttp.Serve(ctx, ln, ops, 5*time.Second) })
+	lagPoller := lag.New(js, m, []lag.Target{lag.Notifier}, lag.Options{Logger: log})
+	return boot.Group(ctx, n.Run, lagPoller.Run, func(ctx context.Context) error { return opshttp.Serve(ctx, ln, ops, 5*time.Second) })
 }

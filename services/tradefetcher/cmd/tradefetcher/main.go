@@ -9,6 +9,7 @@ import (
 	"github.com/yzpay/yzpay/services/tradefetcher"
 	"github.com/yzpay/yzpay/shared/boot"
 	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/lag"
 	"github.com/yzpay/yzpay/shared/metrics"
 	"github.com/yzpay/yzpay/shared/opshttp"
 )
@@ -47,5 +48,6 @@ func run(ctx context.Context, env config.Env, log *slog.Logger) error {
 	}
 	log.Info("tradefetcher running", "metrics", ln.Addr().String(), "store", storeDesc, "nats", config.RedactURL(split.NATSURL))
 	ops := opshttp.OpsMux(m, log, boot.NATSCheck(nc, js), boot.StoreCheck(st))
-	return boot.Group(ctx, f.Run, func(ctx context.Context) error { return opshttp.Serve(ctx, ln, ops, 5*time.Second) })
+	lagPoller := lag.New(js, m, []lag.Target{lag.Tradefetcher}, lag.Options{Logger: log})
+	return boot.Group(ctx, f.Run, lagPoller.Run, func(ctx context.Context) error { return opshttp.Serve(ctx, ln, ops, 5*time.Second) })
 }
