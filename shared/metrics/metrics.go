@@ -69,7 +69,7 @@ func New() *Metrics {
 			Name: "yzpay_pushes_received_total", Help: "Youzan push messages received, by message type and result.",
 		}, []string{"type", "result"}),
 		YouzanCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "yzpay_youzan_requests_total", Help: "Youzan API calls, by API and result (ok, retryable, error).",
+			Name: "yzpay_youzan_requests_total", Help: "Youzan API calls and access-token requests (api auth/token), by API and result (ok, retryable, error).",
 		}, []string{"api", "result"}),
 		YouzanCallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "yzpay_youzan_request_duration_seconds", Help: "Youzan API call latency, by API.", Buckets: latencyBuckets,
