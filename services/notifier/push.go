@@ -42,8 +42,9 @@ func Build(ev events.PaymentEvent, secret string, now time.Time) pushsign.Push {
 	return pushsign.New(f, ev.UUID, secret)
 }
 
-// post makes one attempt and describes its outcome.
-func (n *Notifier) post(ctx context.Context, ev events.PaymentEvent, endpoint string, attempt int) store.Attempt {
+// post makes one attempt and describes its outcome. receivedAt, when not
+// zero, is when the gateway stored the push behind ev.
+func (n *Notifier) post(ctx context.Context, ev events.PaymentEvent, endpoint string, attempt int, receivedAt time.Time) store.Attempt {
 	start := time.Now()
 	p := Build(ev, n.cfg.Secret, start)
 	var body []byte
@@ -65,6 +66,9 @@ func (n *Notifier) post(ctx context.Context, ev events.PaymentEvent, endpoint st
 		a.Delivered = true
 		n.m.Deliveries.WithLabelValues("delivered").Inc()
 		n.m.DeliveryDuration.WithLabelValues("delivered").Observe(elapsed.Seconds())
+		if !receivedAt.IsZero() {
+			n.m.PushToDelivery.Observe(max(0, time.Since(receivedAt).Seconds()))
+		}
 		n.log.Info("merchant notified", "event_id", ev.EventID, "order_id", ev.OrderID, "tid", ev.TID,
 			"status", ev.Status, "endpoint", config.RedactURL(endpoint), "attempt", attempt, "http_status", status)
 		return a

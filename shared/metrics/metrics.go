@@ -36,6 +36,10 @@ type Metrics struct {
 	Reconciled   *prometheus.CounterVec // result
 	Expired      prometheus.Counter
 
+	// PushToDelivery is what the merchant experiences: from the gateway
+	// storing Youzan's push to the merchant's 2xx, retries included.
+	PushToDelivery prometheus.Histogram
+
 	// JetStream state, polled in the background by package lag (a scrape
 	// must not wait on the broker).
 	StreamMessages      *prometheus.GaugeVec // stream
@@ -48,6 +52,10 @@ type Metrics struct {
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// endToEndBuckets reach past latencyBuckets because a merchant that is down
+// turns the push-to-merchant time into the retry schedule (hours).
+var endToEndBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400}
 
 // New registers every series (plus Go and process collectors) on a fresh registry.
 func New() *Metrics {
@@ -102,6 +110,11 @@ func New() *Metrics {
 		Expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yzpay_orders_expired_total", Help: "Unpaid orders closed after ORDER_TTL.",
 		}),
+		PushToDelivery: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "yzpay_push_to_delivery_seconds",
+			Help:    "Time from the gateway storing a Youzan push (or the reconciler finding the trade) to a merchant endpoint answering 2xx for its event, retries included; replays are not counted.",
+			Buckets: endToEndBuckets,
+		}),
 		StreamMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "yzpay_stream_messages", Help: "Messages held by a JetStream stream, as last polled.",
 		}, []string{"stream"}),
@@ -126,7 +139,7 @@ func New() *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.HTTPRequests, m.HTTPRequestDuration, m.APIErrors, m.PushesReceived,
 		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.DeliveryDuration,
-		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired,
+		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired, m.PushToDelivery,
 		m.StreamMessages, m.StreamBytes, m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered,
 		m.ConsumerOldestAge, m.LagPollErrors} {
 		f(c)

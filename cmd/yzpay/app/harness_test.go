@@ -313,3 +313,23 @@ func (h *harness) subscribe() func() []events.PaymentEvent {
 		return append([]events.PaymentEvent(nil), got...)
 	}
 }
+
+// sampleCount is the number of observations of the histogram name.
+func (h *harness) sampleCount(name string) uint64 {
+	h.t.Helper()
+	mfs, err := h.app.Metrics.Registry.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var n uint64
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+			return n
+		}
+	}
+	h.t.Fatalf("no metric %s", name)
+	return 0
+}
