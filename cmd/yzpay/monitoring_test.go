@@ -1,7 +1,7 @@
 package main
 
-// The monitoring files — deploy/prometheus/alerts.yml and its unit tests
-// and docs/runbook.md — held against promtool, against the
+// The monitoring files — deploy/prometheus/alerts.yml and its unit tests,
+// deploy/grafana and docs/runbook.md — held against promtool, against the
 // series a running `yzpay serve --sandbox` exports, against the compose
 // wiring and against the CLI and admin API the runbook tells operators to use.
 
@@ -9,6 +9,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"go/ast"
 	"io"
 	"log/slog"
@@ -66,6 +68,41 @@ func loadAlertRules(t *testing.T) []alertRule {
 	return rules
 }
 
+// dashboardExprs returns every "expr" string anywhere in the dashboard.
+func dashboardExprs(t *testing.T) []string {
+	t.Helper()
+	var d any
+	if err := json.Unmarshal([]byte(readRepoFile(t, "deploy/grafana/yzpay.json")), &d); err != nil {
+		t.Fatalf("deploy/grafana/yzpay.json: %v", err)
+	}
+	var exprs []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				if s, ok := c.(string); ok && k == "expr" {
+					exprs = append(exprs, s)
+				}
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(d)
+	if len(exprs) == 0 {
+		t.Fatal("deploy/grafana/yzpay.json has no queries")
+	}
+	return exprs
+}
+
+// grafanaVars are the dashboard variables the queries use, with a value
+// that makes them plain PromQL.
+var grafanaVars = strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h")
+
 var metricNameRE = regexp.MustCompile(`\byzpay_[a-z0-9_]+`)
 
 // promtool returns promtool's path, or skips the test in one line; under
@@ -83,7 +120,8 @@ func promtool(t *testing.T) string {
 	return ""
 }
 
-// alerts.yml is valid and every rule passes its unit tests.
+// alerts.yml is valid, every rule passes its unit tests, and every
+// dashboard query parses as PromQL.
 func TestPrometheusRules(t *testing.T) {
 	bin := promtool(t)
 	dir := filepath.Join(repoRoot(t), "deploy", "prometheus")
@@ -98,6 +136,18 @@ func TestPrometheusRules(t *testing.T) {
 	run(dir, "check", "rules", "alerts.yml")
 	run(dir, "test", "rules", "alerts_test.yml")
 
+	// promtool checks PromQL only in rule files: give each dashboard query
+	// one as a recording rule.
+	var rf strings.Builder
+	rf.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for i, e := range dashboardExprs(t) {
+		fmt.Fprintf(&rf, "      - record: dashboard:query_%d\n        expr: %s\n", i, strconv.Quote(grafanaVars.Replace(e)))
+	}
+	tmp := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tmp, "dashboard.yml"), []byte(rf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(tmp, "check", "rules", "dashboard.yml")
 }
 
 // Every alert is tested both firing and quiet, carries a severity and the
@@ -216,7 +266,7 @@ func exported(fams map[string]string, name string) bool {
 	return false
 }
 
-// Every series the alerts query is one yzpay exports:
+// Every series the alerts and the dashboard query is one yzpay exports:
 // after a payment through `yzpay serve --sandbox` has reached the demo
 // merchant and the lag poller has run, its /metrics (all three services on
 // one registry) has them all.
@@ -229,6 +279,15 @@ func TestMonitoringQueriesUseExportedMetrics(t *testing.T) {
 		}
 		for _, n := range names {
 			used[n] = append(used[n], "alert "+r.Alert)
+		}
+	}
+	for _, e := range dashboardExprs(t) {
+		names := metricNameRE.FindAllString(e, -1)
+		if len(names) == 0 {
+			t.Errorf("dashboard query %q uses no yzpay series", e)
+		}
+		for _, n := range names {
+			used[n] = append(used[n], "deploy/grafana/yzpay.json")
 		}
 	}
 	for _, n := range sortedKeys(pendingMetrics) {
@@ -321,7 +380,8 @@ func scrape(t *testing.T, url string) []byte {
 	return b
 }
 
-// Compose loads the rules into Prometheus.
+// Compose loads the rules into Prometheus and provisions Grafana with the
+// dashboard and a data source that reaches that Prometheus.
 func TestComposeMonitoring(t *testing.T) {
 	c := loadCompose(t)
 	mounts := func(svc string) map[string]string { // container path -> repo path
@@ -369,6 +429,64 @@ func TestComposeMonitoring(t *testing.T) {
 		t.Error("Prometheus in compose does not load deploy/prometheus/alerts.yml")
 	}
 
+	graf := findService(t, c, "Grafana", func(s composeService) bool { return strings.Contains(s.Image, "grafana") })
+	gm := mounts(graf)
+	provDir, ok := gm["/etc/grafana/provisioning"]
+	if !ok {
+		t.Fatalf("compose does not mount Grafana's provisioning directory: %v", c.Services[graf].Volumes)
+	}
+	var ds struct {
+		Datasources []struct {
+			UID  string `yaml:"uid"`
+			Type string `yaml:"type"`
+			URL  string `yaml:"url"`
+		} `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal([]byte(readRepoFile(t, path.Join(provDir, "datasources/prometheus.yml"))), &ds); err != nil {
+		t.Fatal(err)
+	}
+	promURL := "http://" + prom + ":9090"
+	if len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" || ds.Datasources[0].URL != promURL {
+		t.Errorf("Grafana's data source is %+v, want one of type prometheus at %s", ds.Datasources, promURL)
+	}
+	if !slices.Contains(c.Services[prom].Ports, "9090:9090") {
+		t.Errorf("Prometheus does not listen on 9090 as the data source expects: %v", c.Services[prom].Ports)
+	}
+	var prov struct {
+		Providers []struct {
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	if err := yaml.Unmarshal([]byte(readRepoFile(t, path.Join(provDir, "dashboards/yzpay.yml"))), &prov); err != nil {
+		t.Fatal(err)
+	}
+	if len(prov.Providers) != 1 {
+		t.Fatalf("want one dashboard provider, got %d", len(prov.Providers))
+	}
+	if src, ok := mountedFrom(gm, path.Join(prov.Providers[0].Options.Path, "yzpay.json")); !ok || src != "deploy/grafana/yzpay.json" {
+		t.Errorf("the dashboard provider reads %s, where compose does not mount deploy/grafana/yzpay.json", prov.Providers[0].Options.Path)
+	}
+
+	// Every panel's queries go to the provisioned data source.
+	var dash struct {
+		Panels []struct {
+			Title      string `json:"title"`
+			Type       string `json:"type"`
+			Datasource struct {
+				UID string `json:"uid"`
+			} `json:"datasource"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal([]byte(readRepoFile(t, "deploy/grafana/yzpay.json")), &dash); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dash.Panels {
+		if p.Type != "row" && p.Datasource.UID != ds.Datasources[0].UID {
+			t.Errorf("panel %q uses data source %q, want %q", p.Title, p.Datasource.UID, ds.Datasources[0].UID)
+		}
+	}
 }
 
 // The runbook's commands are real: each `yzpay ...` names a command and
