@@ -513,6 +513,7 @@ var exampleHost = map[string]string{
 	"SELF_SECRET":             "example_self_secret",
 	"PUSH_API":                "https://shop.example.com/yzpay/notify",
 	"POSTGRES_PASSWORD":       "secret",
+	"GRAFANA_ADMIN_PASSWORD":  "secret",
 }
 
 var substRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}`)

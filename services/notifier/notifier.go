@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,10 +125,13 @@ func (n *Notifier) Run(ctx context.Context) error {
 }
 
 type job struct {
-	msg      jetstream.Msg
-	ev       domain.PaymentEvent
-	prior    map[string]domain.Delivery
-	attempts []domain.Attempt
+	msg jetstream.Msg
+	ev  domain.PaymentEvent
+	// receivedAt is when the gateway stored the push behind ev; zero for
+	// replays, whose latency is the operator's, not the pipeline's.
+	receivedAt time.Time
+	prior      map[string]domain.Delivery
+	attempts   []domain.Attempt
 	// wait is how long until the next attempt still due; 0 = all done.
 	wait time.Duration
 }
@@ -147,7 +151,7 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 			_ = m.Ack()
 			continue
 		}
-		jobs = append(jobs, &job{msg: m, ev: ev})
+		jobs = append(jobs, &job{msg: m, ev: ev, receivedAt: receivedAt(m)})
 	}
 	if len(jobs) == 0 {
 		return
@@ -231,7 +235,7 @@ func (n *Notifier) deliver(ctx context.Context, j *job) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := n.post(ctx, j.ev, ep, d.Attempts+1)
+			a := n.post(ctx, j.ev, ep, d.Attempts+1, j.receivedAt)
 			mu.Lock()
 			defer mu.Unlock()
 			j.attempts = append(j.attempts, a)
@@ -263,4 +267,17 @@ func (n *Notifier) nextDelay(attempt int) (time.Duration, bool) {
 		d += time.Duration(rand.Float64() * n.cfg.Jitter * float64(d))
 	}
 	return d, true
+}
+
+// receivedAt reads the gateway's acceptance time off a status event; a
+// replay, or an event without the header, gives the zero time.
+func receivedAt(m jetstream.Msg) time.Time {
+	if !strings.HasPrefix(m.Subject(), natsjs.StatusSubject("")) {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, m.Headers().Get(natsjs.HeaderReceivedAt))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }

@@ -41,8 +41,9 @@ func Build(ev domain.PaymentEvent, secret string, now time.Time) merchant.Push {
 	return merchant.New(f, ev.UUID, secret)
 }
 
-// post makes one attempt and describes its outcome.
-func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, endpoint string, attempt int) domain.Attempt {
+// post makes one attempt and describes its outcome. receivedAt, when not
+// zero, is when the gateway stored the push behind ev.
+func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, endpoint string, attempt int, receivedAt time.Time) domain.Attempt {
 	start := time.Now()
 	p := Build(ev, n.cfg.Secret, start)
 	var body []byte
@@ -64,6 +65,9 @@ func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, endpoint st
 		a.Delivered = true
 		n.m.Deliveries.WithLabelValues("delivered").Inc()
 		n.m.DeliveryDuration.WithLabelValues("delivered").Observe(elapsed.Seconds())
+		if !receivedAt.IsZero() {
+			n.m.PushToDelivery.Observe(max(0, time.Since(receivedAt).Seconds()))
+		}
 		n.log.Info("merchant notified", "event_id", ev.EventID, "order_id", ev.OrderID, "tid", ev.TID,
 			"status", ev.Status, "endpoint", config.RedactURL(endpoint), "attempt", attempt, "http_status", status)
 		return a

@@ -37,9 +37,27 @@ type Metrics struct {
 	Redeliveries *prometheus.CounterVec // consumer
 	Reconciled   *prometheus.CounterVec // result
 	Expired      prometheus.Counter
+
+	// PushToDelivery is what the merchant experiences: from the gateway
+	// storing Youzan's push to the merchant's 2xx, retries included.
+	PushToDelivery prometheus.Histogram
+
+	// JetStream state, polled in the background by package lag (a scrape
+	// must not wait on the broker).
+	StreamMessages      *prometheus.GaugeVec // stream
+	StreamBytes         *prometheus.GaugeVec // stream
+	ConsumerPending     *prometheus.GaugeVec // stream, consumer
+	ConsumerAckPending  *prometheus.GaugeVec // stream, consumer
+	ConsumerRedelivered *prometheus.GaugeVec // stream, consumer
+	ConsumerOldestAge   *prometheus.GaugeVec // stream, consumer
+	LagPollErrors       prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// endToEndBuckets reach past latencyBuckets because a merchant that is down
+// turns the push-to-merchant time into the retry schedule (hours).
+var endToEndBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400}
 
 // New registers every series (plus Go and process collectors) on a fresh registry.
 func New() *Metrics {
@@ -61,7 +79,7 @@ func New() *Metrics {
 			Name: "yzpay_pushes_received_total", Help: "Youzan push messages received, by message type and result.",
 		}, []string{"type", "result"}),
 		YouzanCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "yzpay_youzan_requests_total", Help: "Youzan API calls, by API and result (ok, retryable, error).",
+			Name: "yzpay_youzan_requests_total", Help: "Youzan API calls and access-token requests (api auth/token), by API and result (ok, retryable, error).",
 		}, []string{"api", "result"}),
 		YouzanCallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "yzpay_youzan_request_duration_seconds", Help: "Youzan API call latency, by API.", Buckets: latencyBuckets,
@@ -97,10 +115,38 @@ func New() *Metrics {
 		Expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yzpay_orders_expired_total", Help: "Unpaid orders closed after ORDER_TTL.",
 		}),
+		PushToDelivery: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "yzpay_push_to_delivery_seconds",
+			Help:    "Time from the gateway storing a Youzan push (or the reconciler finding the trade) to a merchant endpoint answering 2xx for its event, retries included; replays are not counted.",
+			Buckets: endToEndBuckets,
+		}),
+		StreamMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_stream_messages", Help: "Messages held by a JetStream stream, as last polled.",
+		}, []string{"stream"}),
+		StreamBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_stream_bytes", Help: "Bytes held by a JetStream stream, as last polled.",
+		}, []string{"stream"}),
+		ConsumerPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_consumer_pending_messages", Help: "Messages a durable consumer has not been handed yet (num_pending), as last polled.",
+		}, []string{"stream", "consumer"}),
+		ConsumerAckPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_consumer_ack_pending_messages", Help: "Messages handed to a durable consumer and not acknowledged yet, including those waiting out a retry delay (num_ack_pending), as last polled.",
+		}, []string{"stream", "consumer"}),
+		ConsumerRedelivered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_consumer_redelivered_messages", Help: "Unacknowledged messages a durable consumer has been handed more than once (num_redelivered), as last polled.",
+		}, []string{"stream", "consumer"}),
+		ConsumerOldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_consumer_oldest_unacked_age_seconds", Help: "Age of the oldest message a durable consumer has not acknowledged (0 when it is caught up), as last polled.",
+		}, []string{"stream", "consumer"}),
+		LagPollErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yzpay_lag_poll_errors_total", Help: "Failed polls of JetStream stream and consumer state; the polled gauges keep their last values meanwhile.",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.HTTPRequests, m.HTTPRequestDuration, m.APIErrors, m.PushesReceived,
 		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.DeliveryDuration,
-		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch} {
+		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch, m.PushToDelivery,
+		m.StreamMessages, m.StreamBytes, m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered,
+		m.ConsumerOldestAge, m.LagPollErrors} {
 		f(c)
 	}
 	return m

@@ -26,8 +26,9 @@ type Config struct {
 	HTTPClient   *http.Client  // optional
 	Timeout      time.Duration // per HTTP call; default 5s
 	RenewBefore  time.Duration // renew the token this long before expiry; default 10m
-	// Observe, if set, is called once per API call (after retries within the call) with the
-	// API name (e.g. "youzan.trade.get"), a result label ("ok", "retryable", "error") and the duration. Used for metrics.
+	// Observe, if set, is called once per API call (after retries within the call) and once per
+	// token request, with the API name (e.g. "youzan.trade.get", or "auth/token"), a result label
+	// ("ok", "retryable", "error") and the duration. Used for metrics.
 	Observe func(api, result string, d time.Duration)
 	Logger  *slog.Logger // optional; never log secrets or tokens
 }
@@ -170,7 +171,11 @@ func (c *Client) token(ctx context.Context, bad string) (string, error) {
 func (c *Client) fetchToken(ctx context.Context, f *tokenFetch, refresh bool) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	start := time.Now()
 	tok, exp, err := c.requestToken(ctx, refresh)
+	// Token requests are observed like API calls ("auth/token"): a token
+	// that cannot be renewed shows before the calls that need it fail.
+	c.observe("auth/token", err, time.Since(start))
 
 	c.mu.Lock()
 	now := c.now()
@@ -258,6 +263,17 @@ func (c *Client) call(ctx context.Context, api, version string, params any, deco
 		err = decode(res)
 	}
 	d := time.Since(start)
+	label := c.observe(api, err, d)
+	if err != nil {
+		c.log.Debug("youzan: call failed", "api", api, "result", label, "duration", d, "err", err)
+	} else {
+		c.log.Debug("youzan: call ok", "api", api, "duration", d)
+	}
+	return err
+}
+
+// observe reports one call to Config.Observe and returns its result label.
+func (c *Client) observe(api string, err error, d time.Duration) string {
 	label := "ok"
 	switch {
 	case err == nil:
@@ -269,12 +285,7 @@ func (c *Client) call(ctx context.Context, api, version string, params any, deco
 	if c.cfg.Observe != nil {
 		c.cfg.Observe(api, label, d)
 	}
-	if err != nil {
-		c.log.Debug("youzan: call failed", "api", api, "result", label, "duration", d, "err", err)
-	} else {
-		c.log.Debug("youzan: call ok", "api", api, "duration", d)
-	}
-	return err
+	return label
 }
 
 func (c *Client) invoke(ctx context.Context, api, version string, params any) (json.RawMessage, error) {

@@ -169,6 +169,40 @@ func TestTokenForcedExpiryRenewsOnce(t *testing.T) {
 	}
 }
 
+// Token requests are observed as "auth/token", so a token that cannot be
+// had shows in metrics apart from the calls it makes fail.
+func TestTokenRequestsObserved(t *testing.T) {
+	var mu sync.Mutex
+	observed := map[string]int{}
+	record := func(c *youzan.Config) {
+		c.Observe = func(api, result string, d time.Duration) {
+			mu.Lock()
+			observed[api+" "+result]++
+			mu.Unlock()
+		}
+	}
+	e := newEnv(t, sandbox.Config{}, record)
+	if _, err := e.c.QRTrades(context.Background(), youzan.QRTradesQuery{}); err != nil {
+		t.Fatal(err)
+	}
+	bad := newEnv(t, sandbox.Config{}, func(c *youzan.Config) {
+		record(c)
+		c.ClientSecret = "not-the-secret"
+	})
+	if _, err := bad.c.QRTrades(context.Background(), youzan.QRTradesQuery{}); kindOf(err) != youzan.Auth {
+		t.Fatalf("call with a wrong secret: %v, want an Auth error", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]int{"auth/token ok": 1, "auth/token error": 1, "youzan.trades.qr.get ok": 1, "youzan.trades.qr.get error": 1}
+	for k, n := range want {
+		if observed[k] != n {
+			t.Errorf("observed %v, want %v", observed, want)
+			break
+		}
+	}
+}
+
 func TestTokenRenewedBeforeExpiry(t *testing.T) {
 	e := newEnv(t, sandbox.Config{TokenTTL: 1500 * time.Millisecond}, func(c *youzan.Config) { c.RenewBefore = time.Second })
 	ctx := context.Background()

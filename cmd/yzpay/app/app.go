@@ -28,6 +28,7 @@ import (
 	"github.com/yzpay/yzpay/services/tradefetcher"
 	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/httpapi"
+	"github.com/yzpay/yzpay/shared/lag"
 	"github.com/yzpay/yzpay/shared/metrics"
 	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/natsjs/embedded"
@@ -173,6 +174,7 @@ func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) er
 	if err != nil {
 		return err
 	}
+	lagPoller := lag.New(a.JS, a.Metrics, []lag.Target{lag.Tradefetcher, lag.Notifier}, lag.Options{Logger: log.With("component", "lag")})
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "yzpay %s\n", Version)
@@ -205,6 +207,7 @@ func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) er
 		g.Go(func() error { return httpapi.Serve(gctx, ln, mux, 10*time.Second) })
 		g.Go(func() error { return tf.Run(gctx) })
 		g.Go(func() error { return nt.Run(gctx) })
+		g.Go(func() error { return lagPoller.Run(gctx) })
 		if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 			a.err = err
 		}

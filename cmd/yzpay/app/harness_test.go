@@ -284,7 +284,7 @@ func (h *harness) streamMsgs(name string) uint64 {
 	return info.State.Msgs
 }
 
-// subscribe is another internal consumer of payment-status events.
+// subscribe is another internal consumer of payment-status natsjs.
 func (h *harness) subscribe() func() []domain.PaymentEvent {
 	h.t.Helper()
 	ctx := context.Background()
@@ -313,4 +313,24 @@ func (h *harness) subscribe() func() []domain.PaymentEvent {
 		defer mu.Unlock()
 		return append([]domain.PaymentEvent(nil), got...)
 	}
+}
+
+// sampleCount is the number of observations of the histogram name.
+func (h *harness) sampleCount(name string) uint64 {
+	h.t.Helper()
+	mfs, err := h.app.Metrics.Registry.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var n uint64
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+			return n
+		}
+	}
+	h.t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -85,6 +85,10 @@ func TestPaymentReachesMerchant(t *testing.T) {
 			t.Errorf("merchant got event %s that the subscriber never saw", p.EventID)
 		}
 	}
+	// Every push answered 2xx is timed from the gateway's receipt.
+	if n, want := h.sampleCount("yzpay_push_to_delivery_seconds"), len(m.pushes()); n != uint64(want) {
+		t.Errorf("yzpay_push_to_delivery_seconds counted %d deliveries, want %d", n, want)
+	}
 }
 
 // The merchant answers 500 twice: the third attempt delivers, numbered 3.

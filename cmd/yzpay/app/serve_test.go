@@ -106,12 +106,25 @@ func TestMetricsLint(t *testing.T) {
 	if err == nil {
 		r.Body.Close()
 	}
-	resp, err := http.Get(a.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// The JetStream series appear once the lag poller has seen the
+	// consumers; they are linted too.
+	var text []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(a.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(text, []byte("yzpay_consumer_oldest_unacked_age_seconds{")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack the consumer lag series after 30s:\n%s", text)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	text, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	if !bytes.Contains(text, []byte("yzpay_http_requests_total")) {
 		t.Fatalf("metrics lack yzpay_http_requests_total:\n%s", text)
 	}

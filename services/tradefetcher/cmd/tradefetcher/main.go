@@ -10,6 +10,7 @@ import (
 	"github.com/yzpay/yzpay/services/tradefetcher"
 	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/httpapi"
+	"github.com/yzpay/yzpay/shared/lag"
 	"github.com/yzpay/yzpay/shared/metrics"
 	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/process"
@@ -58,6 +59,8 @@ func run(ctx context.Context, env config.Env, stderr io.Writer) error {
 	ops := httpapi.OpsMux(m, log, httpapi.Check{Name: "nats", Fn: natsjs.Ping(nc, js)}, httpapi.Check{Name: "store", Fn: st.Ping})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return f.Run(ctx) })
+	lagPoller := lag.New(js, m, []lag.Target{lag.Tradefetcher}, lag.Options{Logger: log})
+	g.Go(func() error { return lagPoller.Run(ctx) })
 	g.Go(func() error { return httpapi.Serve(ctx, ln, ops, 5*time.Second) })
 	return g.Wait()
 }
