@@ -114,10 +114,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	a, err := app.Start(ctx, app.Options{Env: env, Sandbox: *sb, Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay serve:", err)
-		var m config.Missing
-		if errors.As(err, &m) || errors.Is(err, config.ErrInvalid) {
-			return 2
-		}
 		return 1
 	}
 	fmt.Fprint(stdout, a.Banner)

@@ -5,7 +5,6 @@ package process
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +17,9 @@ import (
 // Run is a binary's body: ctx ends on SIGINT/SIGTERM; logs go to stderr.
 type Run func(ctx context.Context, env config.Env, stderr io.Writer) error
 
-// Main runs run and exits: 0 after a clean stop, 2 when the configuration
-// is missing or invalid, 1 for any other failure.
+// Main runs run and exits: 0 after a clean stop, 2 when envrc cannot be read,
+// 1 for any other failure, a missing or invalid setting included (the exit
+// statuses of the first release, which scripts may test).
 func Main(name string, run Run) {
 	os.Exit(Exec(name, run, os.Stderr))
 }
@@ -35,10 +35,6 @@ func Exec(name string, run Run, stderr io.Writer) int {
 	defer stop()
 	if err := run(ctx, env, stderr); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		var m config.Missing
-		if errors.As(err, &m) || errors.Is(err, config.ErrInvalid) {
-			return 2
-		}
 		return 1
 	}
 	return 0
