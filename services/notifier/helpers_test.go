@@ -1,0 +1,228 @@
+package notifier_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/services/notifier"
+	"github.com/yzpay/yzpay/shared/config"
+	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/merchant"
+	"github.com/yzpay/yzpay/shared/metrics"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/natsjs/embedded"
+	"github.com/yzpay/yzpay/shared/store/sqlite"
+)
+
+const secret = "test_self_secret"
+
+// retrySchedule is PUSH_RETRY_SCHEDULE in the tests, with distinct steps so
+// a test can tell which one was applied.
+var retrySchedule = []time.Duration{150 * time.Millisecond, 300 * time.Millisecond}
+
+// hit is one request as the merchant received it.
+type hit struct {
+	push        merchant.Push
+	body        []byte
+	contentType string
+	eventID     string
+	attempt     int
+	at          time.Time
+}
+
+// merchantServer is a merchant's PUSH_API endpoint; answer picks the HTTP
+// status of its n-th request (1-based).
+type merchantServer struct {
+	t      *testing.T
+	url    string
+	mu     sync.Mutex
+	hits   []hit
+	answer func(n int) int
+}
+
+func newMerchant(t *testing.T, answer func(n int) int) *merchantServer {
+	m := &merchantServer{t: t, answer: answer}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		p, err := merchant.FromRequest(r)
+		if err != nil {
+			t.Errorf("merchant cannot read the push: %v: %s", err, body)
+		}
+		h := hit{push: p, body: body, contentType: r.Header.Get("Content-Type"),
+			eventID: r.Header.Get(notifier.HeaderEventID), at: time.Now()}
+		h.attempt, _ = strconv.Atoi(r.Header.Get(notifier.HeaderAttempt))
+		m.mu.Lock()
+		m.hits = append(m.hits, h)
+		n := len(m.hits)
+		m.mu.Unlock()
+		status := http.StatusOK
+		if m.answer != nil {
+			status = m.answer(n)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, http.StatusText(status))
+	}))
+	t.Cleanup(srv.Close)
+	m.url = srv.URL + "/notify"
+	return m
+}
+
+func (m *merchantServer) received() []hit {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]hit(nil), m.hits...)
+}
+
+// env is a store and a broker the notifier runs on.
+type env struct {
+	t     *testing.T
+	store *sqlite.Store
+	js    jetstream.JetStream
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := ns.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := natsjs.Open(ctx, nc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, store: st, js: js}
+}
+
+// start runs a notifier pushing to endpoints until the test ends; edit
+// adjusts the configuration.
+func (e *env) start(endpoints []string, edit func(*config.Notifier)) {
+	e.t.Helper()
+	cfg := config.Notifier{
+		Endpoints:     endpoints,
+		Secret:        secret,
+		RetrySchedule: retrySchedule,
+		Jitter:        -1, // none: the delays are checked
+		Timeout:       2 * time.Second,
+		StoreRetry:    100 * time.Millisecond,
+		Grace:         time.Second,
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := notifier.New(cfg, notifier.Deps{Store: e.store, JS: e.js, Metrics: metrics.New(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("notifier stopped with %v", err)
+		}
+	})
+}
+
+// event is a payment event as the tradefetcher makes it.
+func event(tid, orderID, status string) domain.PaymentEvent {
+	payment := int64(0)
+	if domain.IsPaid(status) {
+		payment = 100
+	}
+	return domain.PaymentEvent{V: 1, EventID: domain.EventID(tid, orderID, status), OrderID: orderID, QRID: 501,
+		TID: tid, Status: status, Payment: payment, UUID: "buyer-7", PayType: "WEIXIN_DAIXIAO",
+		OccurredAt: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+// publish stores ev in the payment stream as the tradefetcher does.
+func (e *env) publish(ev domain.PaymentEvent) {
+	e.t.Helper()
+	e.publishAs(ev.EventID, ev.Encode(), natsjs.StatusSubject(ev.Status))
+}
+
+func (e *env) publishAs(msgID string, data []byte, subject string) {
+	e.t.Helper()
+	m := nats.NewMsg(subject)
+	m.Data = data
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// deliveries is what the store recorded for eventID, by endpoint.
+func (e *env) deliveries(eventID string) map[string]domain.Delivery {
+	e.t.Helper()
+	ds, err := e.store.DeliveriesForEvent(context.Background(), eventID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]domain.Delivery{}
+	for _, d := range ds {
+		out[d.Endpoint] = d
+	}
+	return out
+}
+
+// settled reports whether every event in the stream has been acked (or
+// termed): nothing is pending or waiting for a retry.
+func (e *env) settled() bool {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.js.Consumer(ctx, natsjs.PaymentStream, natsjs.NotifierDurable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0
+}
+
+// eventually waits until cond holds, failing the test after 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
