@@ -88,7 +88,7 @@ func TestServeRefusesWithoutConfig(t *testing.T) {
 		t.Setenv(v, "")
 	}
 	code, _, errs := runCLI(t, "serve")
-	if code != 1 {
+	if code != 2 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	for _, v := range []string{"GATEWAY_API_KEY", "SELF_SECRET", "PUSH_API", "YOUZANYUN_CLIENT_ID", "YOUZANYUN_CLIENT_SECRET", "YOUZAN_KDT_ID"} {

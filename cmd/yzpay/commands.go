@@ -20,6 +20,7 @@ import (
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/process"
 	"github.com/yzpay/yzpay/shared/replay"
 	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/youzan/sandbox"
@@ -34,12 +35,12 @@ const defaultMemoryLimit = 128 << 20
 func setup(stderr io.Writer) (config.Env, *slog.Logger, bool) {
 	env, err := config.Load("envrc")
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay:", err)
+		fmt.Fprintln(stderr, "yzpay:", process.Line(err))
 		return env, nil, false
 	}
 	lc, err := config.LoadLogging(env)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay:", err)
+		fmt.Fprintln(stderr, "yzpay:", process.Line(err))
 		return env, nil, false
 	}
 	return env, lc.Logger(stderr), true
@@ -76,12 +77,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
-			fmt.Fprintln(stderr, "yzpay serve:", err)
+			fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
 			return 2
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "yzpay serve:", err)
+			fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
 			return 2
 		}
 		defer pprof.StopCPUProfile()
@@ -97,12 +98,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	a, err := app.Start(ctx, app.Options{Env: env, Sandbox: *sb, Logger: log})
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay serve:", err)
-		return 1
+		fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
+		return process.ExitCode(err)
 	}
 	fmt.Fprint(stdout, a.Banner)
 	if err := a.Err(); err != nil {
-		fmt.Fprintln(stderr, "yzpay serve:", err)
+		fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
 		return 1
 	}
 	log.Info("stopped")
@@ -120,8 +121,8 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	st, desc, err := app.OpenStore(ctx, env)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay migrate:", err)
-		return 1
+		fmt.Fprintln(stderr, "yzpay migrate:", process.Line(err))
+		return process.ExitCode(err)
 	}
 	defer st.Close()
 	fmt.Fprintln(stdout, "migrations applied:", desc)
@@ -143,7 +144,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay sandbox:", err)
+		fmt.Fprintln(stderr, "yzpay sandbox:", process.Line(err))
 		return 1
 	}
 	public := "http://" + ln.Addr().String()
@@ -154,7 +155,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	})
 	if err != nil {
 		ln.Close()
-		fmt.Fprintln(stderr, "yzpay sandbox:", err)
+		fmt.Fprintln(stderr, "yzpay sandbox:", process.Line(err))
 		return 1
 	}
 	defer sb.Close()
@@ -164,7 +165,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fmt.Fprintf(stdout, "  (YOUZANYUN_CLIENT_SECRET: set it in the environment to choose it; a generated one is not printed)\n")
 	fmt.Fprintf(stdout, "  pay page: %s/wxpay/confirmQr?qr_id=<qr_id>&kdt_id=%s   or: curl -X POST %s/sandbox/qrcodes/<qr_id>/pay\n", public, c.KdtID, public)
 	if err := httpapi.Serve(ctx, ln, sb, 5*time.Second); err != nil {
-		fmt.Fprintln(stderr, "yzpay sandbox:", err)
+		fmt.Fprintln(stderr, "yzpay sandbox:", process.Line(err))
 		return 1
 	}
 	return 0
@@ -194,8 +195,8 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	st, _, err := app.OpenStore(ctx, env)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay deliveries:", err)
-		return 1
+		fmt.Fprintln(stderr, "yzpay deliveries:", process.Line(err))
+		return process.ExitCode(err)
 	}
 	defer st.Close()
 	if sub == "list" {
@@ -207,7 +208,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		ds, err := st.ListDeliveries(ctx, store.DeliveryFilter{State: *state, Endpoint: *endpoint, Limit: *limit})
 		if err != nil {
-			fmt.Fprintln(stderr, "yzpay deliveries list:", err)
+			fmt.Fprintln(stderr, "yzpay deliveries list:", process.Line(err))
 			return 1
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
@@ -226,16 +227,21 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	natsURL := env.Get("NATS_URL", "")
 	replicas, err := env.Int("NATS_REPLICAS", 1)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
+		fmt.Fprintln(stderr, "yzpay deliveries replay:", process.Line(err))
 		return 2
 	}
 	if natsURL == "" {
 		fmt.Fprintln(stderr, "yzpay deliveries replay: NATS_URL is required (replays go to the running notifier through JetStream)")
 		return 2
 	}
-	nc, js, err := natsjs.Connect(ctx, natsURL, "yzpay-cli", replicas, log)
+	wait, err := config.StartupTimeout(env)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
+		fmt.Fprintln(stderr, "yzpay deliveries replay:", process.Line(err))
+		return 2
+	}
+	nc, js, err := natsjs.Connect(ctx, natsURL, "yzpay-cli", replicas, wait, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay deliveries replay:", process.Line(err))
 		return 1
 	}
 	defer nc.Close()
@@ -244,7 +250,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		n, err := r.AllFailed(ctx, *endpoint)
 		fmt.Fprintf(stdout, "replayed %d failed deliveries\n", n)
 		if err != nil {
-			fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
+			fmt.Fprintln(stderr, "yzpay deliveries replay:", process.Line(err))
 			return 1
 		}
 		return 0
