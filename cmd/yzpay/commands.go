@@ -20,6 +20,7 @@ import (
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/process"
 	"github.com/yzpay/yzpay/shared/replay"
 	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/youzan/sandbox"
@@ -34,7 +35,7 @@ const defaultMemoryLimit = 128 << 20
 func setup(stderr io.Writer) (config.Env, bool) {
 	env, err := config.Load("envrc")
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay:", err)
+		fmt.Fprintln(stderr, "yzpay:", process.Line(err))
 		return env, false
 	}
 	return env, true
@@ -48,7 +49,7 @@ func setupTool(stderr io.Writer) (config.Tool, *slog.Logger, bool) {
 	}
 	t, err := config.LoadTool(env)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay:", err)
+		fmt.Fprintln(stderr, "yzpay:", process.Line(err))
 		return t, nil, false
 	}
 	return t, t.Log.Logger(stderr), true
@@ -85,12 +86,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
-			fmt.Fprintln(stderr, "yzpay serve:", err)
+			fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
 			return 2
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "yzpay serve:", err)
+			fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
 			return 2
 		}
 		defer pprof.StopCPUProfile()
@@ -113,12 +114,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	a, err := app.Start(ctx, app.Options{Env: env, Sandbox: *sb, Logger: log})
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay serve:", err)
-		return 1
+		fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
+		return process.ExitCode(err)
 	}
 	fmt.Fprint(stdout, a.Banner)
 	if err := a.Err(); err != nil {
-		fmt.Fprintln(stderr, "yzpay serve:", err)
+		fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
 		return 1
 	}
 	log.Info("stopped")
@@ -136,8 +137,8 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	st, desc, err := app.OpenStore(ctx, tc)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay migrate:", err)
-		return 1
+		fmt.Fprintln(stderr, "yzpay migrate:", process.Line(err))
+		return process.ExitCode(err)
 	}
 	defer st.Close()
 	fmt.Fprintln(stdout, "migrations applied:", desc)
@@ -159,7 +160,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay sandbox:", err)
+		fmt.Fprintln(stderr, "yzpay sandbox:", process.Line(err))
 		return 1
 	}
 	public := "http://" + ln.Addr().String()
@@ -170,7 +171,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	})
 	if err != nil {
 		ln.Close()
-		fmt.Fprintln(stderr, "yzpay sandbox:", err)
+		fmt.Fprintln(stderr, "yzpay sandbox:", process.Line(err))
 		return 1
 	}
 	defer sb.Close()
@@ -180,7 +181,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fmt.Fprintf(stdout, "  (YOUZANYUN_CLIENT_SECRET: set it in the environment to choose it; a generated one is not printed)\n")
 	fmt.Fprintf(stdout, "  pay page: %s/wxpay/confirmQr?qr_id=<qr_id>&kdt_id=%s   or: curl -X POST %s/sandbox/qrcodes/<qr_id>/pay\n", public, c.KdtID, public)
 	if err := httpapi.Serve(ctx, ln, sb, 5*time.Second); err != nil {
-		fmt.Fprintln(stderr, "yzpay sandbox:", err)
+		fmt.Fprintln(stderr, "yzpay sandbox:", process.Line(err))
 		return 1
 	}
 	return 0
@@ -210,8 +211,8 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	st, _, err := app.OpenStore(ctx, tc)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay deliveries:", err)
-		return 1
+		fmt.Fprintln(stderr, "yzpay deliveries:", process.Line(err))
+		return process.ExitCode(err)
 	}
 	defer st.Close()
 	if sub == "list" {
@@ -223,7 +224,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		ds, err := st.ListDeliveries(ctx, store.DeliveryFilter{State: *state, Endpoint: *endpoint, Limit: *limit})
 		if err != nil {
-			fmt.Fprintln(stderr, "yzpay deliveries list:", err)
+			fmt.Fprintln(stderr, "yzpay deliveries list:", process.Line(err))
 			return 1
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
@@ -244,9 +245,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "yzpay deliveries replay: NATS_URL is required (replays go to the running notifier through JetStream)")
 		return 2
 	}
-	nc, js, err := natsjs.Connect(ctx, natsURL, "yzpay-cli", replicas, log)
+	nc, js, err := natsjs.Connect(ctx, natsURL, "yzpay-cli", replicas, tc.StartupTimeout, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
+		fmt.Fprintln(stderr, "yzpay deliveries replay:", process.Line(err))
 		return 1
 	}
 	defer nc.Close()
@@ -255,7 +256,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		n, err := r.AllFailed(ctx, *endpoint)
 		fmt.Fprintf(stdout, "replayed %d failed deliveries\n", n)
 		if err != nil {
-			fmt.Fprintln(stderr, "yzpay deliveries replay:", err)
+			fmt.Fprintln(stderr, "yzpay deliveries replay:", process.Line(err))
 			return 1
 		}
 		return 0

@@ -274,6 +274,7 @@ func TestReadmeConfigDefaults(t *testing.T) {
 		"METRICS_ADDR":         {config.DefaultTradefetcherMetricsAddr, config.DefaultNotifierMetricsAddr},
 		"ORDER_TTL":            {durationList([]time.Duration{config.DefaultOrderTTL})},
 		"RECONCILE_INTERVAL":   {durationList([]time.Duration{config.DefaultReconcileInterval})},
+		"STARTUP_TIMEOUT":      {durationList([]time.Duration{config.DefaultStartupTimeout})},
 	}
 	for _, name := range sortedKeys(want) {
 		for _, w := range want[name] {

@@ -116,7 +116,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := natsjs.Open(ctx, nc, 1)
+	js, err := natsjs.Open(ctx, nc, 1, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

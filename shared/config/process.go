@@ -32,6 +32,7 @@ const (
 	DefaultOrderTTL                = 30 * time.Minute
 	DefaultReconcileInterval       = time.Minute
 	DefaultDataDir                 = "./data"
+	DefaultStartupTimeout          = 30 * time.Second
 
 	FormatForm = "form"
 	FormatJSON = "json"
@@ -97,6 +98,8 @@ type Gateway struct {
 	// the gateway answers 503 at once (Youzan re-pushes later) instead of
 	// queueing without limit under overload. Default 512.
 	MaxConcurrentPushes int
+	// StartupTimeout bounds the wait for Postgres and NATS at start-up.
+	StartupTimeout time.Duration // STARTUP_TIMEOUT
 }
 
 // Sweep tunes reconciliation and expiry.
@@ -130,6 +133,8 @@ type Tradefetcher struct {
 	// AckWait: how long a receipt held by a worker that died stays
 	// invisible; 0 = 30s (tests shorten it).
 	AckWait time.Duration
+	// StartupTimeout bounds the wait for Postgres and NATS at start-up.
+	StartupTimeout time.Duration // STARTUP_TIMEOUT
 }
 
 // Notifier is the notifier process's configuration.
@@ -157,6 +162,8 @@ type Notifier struct {
 	AckWait time.Duration
 	// StoreRetry is the redelivery delay when the store fails.
 	StoreRetry time.Duration
+	// StartupTimeout bounds the wait for Postgres and NATS at start-up.
+	StartupTimeout time.Duration // STARTUP_TIMEOUT
 }
 
 // Serve is `yzpay serve`: the three services in one process, on an embedded
@@ -171,9 +178,12 @@ type Serve struct {
 	// DemoMerchant: PUSH_API was unset in sandbox mode; the demo merchant on
 	// the gateway's listener receives the notifications (see BindURL).
 	DemoMerchant bool
-	Gateway      Gateway
-	Tradefetcher Tradefetcher
-	Notifier     Notifier
+	// StartupTimeout bounds the wait for Postgres and NATS (when named) at
+	// start-up; the services' copies hold the same value.
+	StartupTimeout time.Duration // STARTUP_TIMEOUT
+	Gateway        Gateway
+	Tradefetcher   Tradefetcher
+	Notifier       Notifier
 }
 
 // problems gathers what is missing and what is wrong, so that one start
@@ -256,9 +266,43 @@ func loadYouzan(env Env, p *problems, required bool) Youzan {
 }
 
 // loadSplit reads what every split service needs besides its own settings.
-func loadSplit(env Env, p *problems) (Broker, string) {
+func loadSplit(env Env, p *problems) (Broker, string, time.Duration) {
 	p.require(env, "NATS_URL", "DATABASE_URL")
-	return loadBroker(env, p), env.Get("DATABASE_URL", "")
+	return loadBroker(env, p), loadDatabaseURL(env, p), loadStartupTimeout(env, p)
+}
+
+// loadDatabaseURL reads DATABASE_URL. A URL (anything with "://"; pgx also
+// takes "host=… user=…" strings, which it checks itself) must parse and be
+// postgres://; the error shows it without its password.
+func loadDatabaseURL(env Env, p *problems) string {
+	db := env.Get("DATABASE_URL", "")
+	if strings.Contains(db, "://") {
+		if u, err := url.Parse(db); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			p.add(fmt.Errorf("config: DATABASE_URL must be a postgres:// URL; %q is not", RedactURL(db)))
+		}
+	}
+	return db
+}
+
+func loadStartupTimeout(env Env, p *problems) time.Duration {
+	d, err := StartupTimeout(env)
+	p.add(err)
+	return d
+}
+
+// StartupTimeout reads STARTUP_TIMEOUT: how long a process waits for
+// Postgres and NATS to answer at start-up before it gives up with one line.
+// The commands that open the store or the broker without a service
+// configuration (migrate, deliveries) read it here too.
+func StartupTimeout(env Env) (time.Duration, error) {
+	d, err := env.Duration("STARTUP_TIMEOUT", DefaultStartupTimeout)
+	if err == nil && d == 0 {
+		err = errors.New("config: STARTUP_TIMEOUT must be a positive duration")
+	}
+	if err != nil {
+		return DefaultStartupTimeout, invalid{err}
+	}
+	return d, nil
 }
 
 func loadBroker(env Env, p *problems) Broker {
@@ -290,7 +334,7 @@ func LoadGateway(env Env) (Gateway, error) {
 	var p problems
 	g := loadGateway(env, &p, false)
 	g.Youzan = loadYouzan(env, &p, true)
-	g.Broker, g.DatabaseURL = loadSplit(env, &p)
+	g.Broker, g.DatabaseURL, g.StartupTimeout = loadSplit(env, &p)
 	return g, p.err()
 }
 
@@ -314,7 +358,7 @@ func LoadTradefetcher(env Env) (Tradefetcher, error) {
 	var p problems
 	t := loadTradefetcher(env, &p)
 	t.Youzan = loadYouzan(env, &p, true)
-	t.Broker, t.DatabaseURL = loadSplit(env, &p)
+	t.Broker, t.DatabaseURL, t.StartupTimeout = loadSplit(env, &p)
 	return t, p.err()
 }
 
@@ -358,7 +402,7 @@ func loadNotifier(env Env, p *problems, sandbox bool) Notifier {
 func LoadNotifier(env Env) (Notifier, error) {
 	var p problems
 	n := loadNotifier(env, &p, false)
-	n.Broker, n.DatabaseURL = loadSplit(env, &p)
+	n.Broker, n.DatabaseURL, n.StartupTimeout = loadSplit(env, &p)
 	return n, p.err()
 }
 
@@ -378,7 +422,9 @@ func LoadServe(env Env, sandbox bool, randomSecret func() string) (Serve, error)
 		yz = loadYouzan(env, &p, true)
 	}
 	b := loadBroker(env, &p)
-	db := env.Get("DATABASE_URL", "")
+	db := loadDatabaseURL(env, &p)
+	s.StartupTimeout = loadStartupTimeout(env, &p)
+	s.Gateway.StartupTimeout, s.Tradefetcher.StartupTimeout, s.Notifier.StartupTimeout = s.StartupTimeout, s.StartupTimeout, s.StartupTimeout
 	s.Gateway.Youzan, s.Tradefetcher.Youzan = yz, yz
 	s.Gateway.Broker, s.Tradefetcher.Broker, s.Notifier.Broker = b, b, b
 	s.Gateway.DatabaseURL, s.Tradefetcher.DatabaseURL, s.Notifier.DatabaseURL = db, db, db
@@ -498,6 +544,8 @@ type Tool struct {
 	DataDir     string
 	Broker      Broker
 	Youzan      Youzan // optional; the sandbox makes up what is unset
+	// StartupTimeout bounds the wait for Postgres and NATS.
+	StartupTimeout time.Duration // STARTUP_TIMEOUT
 }
 
 // LoadTool loads a Tool; nothing in it is required (each command says what
@@ -511,5 +559,8 @@ func LoadTool(env Env) (Tool, error) {
 		Broker:      loadBroker(env, &p),
 		Youzan:      loadYouzan(env, &p, false),
 	}
+	var err error
+	t.StartupTimeout, err = StartupTimeout(env)
+	p.add(err)
 	return t, p.err()
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/yzpay/yzpay/shared/config"
@@ -28,14 +29,45 @@ func Main(name string, run Run) {
 func Exec(name string, run Run, stderr io.Writer) int {
 	env, err := config.Load("envrc")
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		fmt.Fprintf(stderr, "%s: %s\n", name, Line(err))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, env, stderr); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 1
+		fmt.Fprintf(stderr, "%s: %s\n", name, Line(err))
+		return ExitCode(err)
 	}
 	return 0
+}
+
+// ExitCode is the exit status for a failure that stopped a run: 1, a
+// missing or invalid setting included, as the first release did (scripts
+// may test for it); 2 stays for an unreadable envrc and bad usage.
+func ExitCode(error) int { return 1 }
+
+// Line is err's message on one line: some drivers' errors span several (pgx
+// lists each connection attempt on a line of its own, often the same one
+// twice), and a start-up failure must read as one line. Repeated lines are
+// dropped; a line ending in ":" runs on into the next, others are joined
+// with "; ".
+func Line(err error) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || seen[l] {
+			continue
+		}
+		seen[l] = true
+		if b.Len() > 0 {
+			if strings.HasSuffix(b.String(), ":") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString("; ")
+			}
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }

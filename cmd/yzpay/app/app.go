@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -92,14 +93,19 @@ func Start(ctx context.Context, o Options) (*App, error) {
 
 func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) error {
 	log := a.log
-	st, storeDesc, err := openStore(ctx, cfg.Gateway.DatabaseURL, filepath.Join(cfg.DataDir, "yzpay.db"))
+	if cfg.Gateway.DatabaseURL == "" || cfg.Gateway.Broker.NATSURL == "" {
+		if err := writableDir(cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	st, storeDesc, err := openStore(ctx, cfg.Gateway.DatabaseURL, filepath.Join(cfg.DataDir, "yzpay.db"), cfg.StartupTimeout)
 	if err != nil {
 		return err
 	}
 	a.Store = st
 	a.closers = append(a.closers, func() { st.Close() })
 
-	brokerDesc, err := a.connectNATS(ctx, cfg.Gateway.Broker, filepath.Join(cfg.DataDir, "nats"))
+	brokerDesc, err := a.connectNATS(ctx, cfg.Gateway.Broker, filepath.Join(cfg.DataDir, "nats"), cfg.StartupTimeout)
 	if err != nil {
 		return err
 	}
@@ -226,15 +232,30 @@ func onOff(on bool) string {
 // OpenStore opens the store `yzpay serve` would use: DATABASE_URL, else
 // SQLite under DATA_DIR (for the migrate and deliveries commands).
 func OpenStore(ctx context.Context, t config.Tool) (store.Store, string, error) {
-	return openStore(ctx, t.DatabaseURL, filepath.Join(t.DataDir, "yzpay.db"))
+	return openStore(ctx, t.DatabaseURL, filepath.Join(t.DataDir, "yzpay.db"), t.StartupTimeout)
 }
 
-// openStore opens Postgres when databaseURL is set, else SQLite at
-// sqlitePath, and applies migrations. The description names the store for
-// the banner without credentials.
-func openStore(ctx context.Context, databaseURL, sqlitePath string) (store.Store, string, error) {
+// writableDir makes sure DATA_DIR is a directory yzpay can write in, so that
+// a wrong one fails with its name rather than with a file inside it.
+func writableDir(dir string) error {
+	fail := func(err error) error { return fmt.Errorf("DATA_DIR %s is not a writable directory: %w", dir, err) }
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fail(err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// openStore opens Postgres when databaseURL is set (waiting up to wait for
+// it to answer), else SQLite at sqlitePath, and applies migrations. The
+// description names the store for the banner without credentials.
+func openStore(ctx context.Context, databaseURL, sqlitePath string, wait time.Duration) (store.Store, string, error) {
 	if databaseURL != "" {
-		s, err := postgres.OpenMigrated(ctx, databaseURL)
+		s, err := postgres.OpenMigrated(ctx, databaseURL, wait)
 		if err != nil {
 			return nil, "", err
 		}
@@ -251,10 +272,11 @@ func openStore(ctx context.Context, databaseURL, sqlitePath string) (store.Store
 	return s, "sqlite " + sqlitePath, nil
 }
 
-// connectNATS uses NATS_URL when set, else an embedded server.
-func (a *App) connectNATS(ctx context.Context, b config.Broker, storeDir string) (string, error) {
+// connectNATS uses NATS_URL when set (waiting up to wait for it to answer),
+// else an embedded server.
+func (a *App) connectNATS(ctx context.Context, b config.Broker, storeDir string, wait time.Duration) (string, error) {
 	if url := b.NATSURL; url != "" {
-		nc, js, err := natsjs.Connect(ctx, url, "yzpay", b.Replicas, a.log)
+		nc, js, err := natsjs.Connect(ctx, url, "yzpay", b.Replicas, wait, a.log)
 		if err != nil {
 			return "", err
 		}
@@ -274,7 +296,7 @@ func (a *App) connectNATS(ctx context.Context, b config.Broker, storeDir string)
 	}
 	a.nc = nc
 	a.closers = append(a.closers, func() { nc.Close() })
-	js, err := natsjs.Open(ctx, nc, 1)
+	js, err := natsjs.Open(ctx, nc, 1, wait)
 	if err != nil {
 		return "", err
 	}
@@ -294,10 +316,20 @@ func (a *App) Stop() error {
 // Err is why the app stopped (nil for a clean stop).
 func (a *App) Err() error { <-a.done; return a.err }
 
+// closeAll runs the closers, last opened first. A closer that panics is
+// logged and the rest still run: clean-up after a failed start must not turn
+// the one line saying why into a stack trace.
 func (a *App) closeAll() {
 	a.once.Do(func() {
 		for i := len(a.closers) - 1; i >= 0; i-- {
-			a.closers[i]()
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						a.log.Error("clean-up failed", "panic", fmt.Sprint(r))
+					}
+				}()
+				a.closers[i]()
+			}()
 		}
 	})
 }

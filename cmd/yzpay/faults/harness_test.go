@@ -167,7 +167,7 @@ func newHarness(t *testing.T, o options) *harness {
 			h.ns = nil
 		}
 	})
-	h.nc, h.js, err = natsjs.Connect(h.ctx, h.natsURL(), "faults-test", 1, h.log)
+	h.nc, h.js, err = natsjs.Connect(h.ctx, h.natsURL(), "faults-test", 1, time.Minute, h.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func (h *harness) conn(name string) (*nats.Conn, jetstream.JetStream, *postgres.
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
-	nc, js, err := natsjs.Connect(ctx, h.natsURL(), name, 1, h.log.With("service", name))
+	nc, js, err := natsjs.Connect(ctx, h.natsURL(), name, 1, 30*time.Second, h.log.With("service", name))
 	if err != nil {
 		h.t.Fatalf("%s: %v", name, err)
 	}

@@ -57,13 +57,43 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: new server: %w", err)
 	}
+	// The server reports why it cannot start (JetStream's store directory
+	// not writable, the port taken) only to its logger, and then never
+	// becomes ready: catch that, rather than wait 30 s to say nothing.
+	fatal := &fatalLogger{ch: make(chan string, 1)}
+	srv.SetLogger(fatal, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		return nil, errors.New("embedded nats: server not ready after 30s")
+	deadline := time.Now().Add(30 * time.Second)
+	for !srv.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-fatal.ch:
+			srv.Shutdown()
+			return nil, fmt.Errorf("embedded nats (store %s): %s", o.StoreDir, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, errors.New("embedded nats: server not ready after 30s")
+		}
 	}
 	return &Server{srv: srv, opts: o}, nil
 }
+
+// fatalLogger keeps the first fatal message and drops everything else, as
+// NoLog did.
+type fatalLogger struct{ ch chan string }
+
+func (l *fatalLogger) Fatalf(format string, v ...any) {
+	select {
+	case l.ch <- fmt.Sprintf(format, v...):
+	default:
+	}
+}
+func (*fatalLogger) Noticef(string, ...any) {}
+func (*fatalLogger) Warnf(string, ...any)   {}
+func (*fatalLogger) Errorf(string, ...any)  {}
+func (*fatalLogger) Debugf(string, ...any)  {}
+func (*fatalLogger) Tracef(string, ...any)  {}
 
 // ClientURL is the TCP URL, "" when not listening.
 func (s *Server) ClientURL() string {

@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/yzpay/yzpay/migrations"
+	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/store"
 )
@@ -31,23 +33,70 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open connects to databaseURL and checks the connection. It does not migrate:
-// call Migrate (or run the migrations elsewhere) before use.
+// Open connects to databaseURL and checks the connection, once. It does not
+// migrate: call Migrate (or run the migrations elsewhere) before use.
 func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	return open(ctx, databaseURL, 0)
+}
+
+// open is Open trying again every half second for up to wait while the
+// server does not answer (wait <= 0: one try, bounded by ctx alone). Errors
+// name the server by config.RedactURL, never with its password.
+func open(ctx context.Context, databaseURL string, wait time.Duration) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres store: parse database URL: %w", err)
+		// pgx shows the URL with the password masked.
+		return nil, fmt.Errorf("postgres store: parse DATABASE_URL: %w", err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: open pool: %w", err)
 	}
-	// Fail at startup rather than on the first request when the URL is wrong.
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres store: connect: %w", err)
+	where := config.RedactURL(databaseURL)
+	deadline := time.Now().Add(wait)
+	for {
+		// Fail at startup rather than on the first request when the URL is wrong.
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if wait > 0 {
+			// The last try, at the deadline, still gets a moment.
+			pctx, cancel = context.WithTimeout(ctx, max(time.Until(deadline), 500*time.Millisecond))
+		}
+		err = pool.Ping(pctx)
+		cancel()
+		if err == nil {
+			return &Store{pool: pool}, nil
+		}
+		switch {
+		case ctx.Err() != nil:
+			pool.Close()
+			return nil, fmt.Errorf("postgres store: connect to %s: %w", where, ctx.Err())
+		case !retryable(err):
+			pool.Close()
+			return nil, fmt.Errorf("postgres store: connect to %s: %w", where, err)
+		case wait <= 0:
+			pool.Close()
+			return nil, fmt.Errorf("postgres store: %s does not answer: %w", where, err)
+		case !time.Now().Before(deadline):
+			pool.Close()
+			return nil, fmt.Errorf("postgres store: %s does not answer after %s: %w", where, wait, err)
+		}
+		t := time.NewTimer(min(500*time.Millisecond, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
 	}
-	return &Store{pool: pool}, nil
+}
+
+// retryable tells a server that is not up (yet) from one that answered and
+// refused: a wrong password or database will not come right by waiting.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "57P03" // cannot_connect_now: starting up
+	}
+	return true
 }
 
 // Pool is the underlying pool, for health checks and tests.
@@ -681,10 +730,12 @@ func nullInt(n int64) *int64 {
 	return &n
 }
 
-// OpenMigrated opens the store and applies the migrations (idempotent, and
-// advisory-locked so that replicas starting together do not race).
-func OpenMigrated(ctx context.Context, databaseURL string) (*Store, error) {
-	s, err := Open(ctx, databaseURL)
+// OpenMigrated opens the store, waiting up to wait for the server to
+// answer (see STARTUP_TIMEOUT), and applies the migrations (idempotent, and
+// advisory-locked so that replicas starting together do not race). The
+// migrations themselves are not bounded by wait.
+func OpenMigrated(ctx context.Context, databaseURL string, wait time.Duration) (*Store, error) {
+	s, err := open(ctx, databaseURL, wait)
 	if err != nil {
 		return nil, err
 	}

@@ -30,12 +30,12 @@ func run(ctx context.Context, env config.Env, stderr io.Writer) error {
 	fmt.Fprintln(stderr, "yzpay tradefetcher")
 	cfg.Banner(stderr)
 	m := metrics.New()
-	st, err := postgres.OpenMigrated(ctx, cfg.DatabaseURL)
+	st, err := postgres.OpenMigrated(ctx, cfg.DatabaseURL, cfg.StartupTimeout)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	nc, js, err := natsjs.Connect(ctx, cfg.Broker.NATSURL, "yzpay-tradefetcher", cfg.Broker.Replicas, log)
+	nc, js, err := natsjs.Connect(ctx, cfg.Broker.NATSURL, "yzpay-tradefetcher", cfg.Broker.Replicas, cfg.StartupTimeout, log)
 	if err != nil {
 		return err
 	}
