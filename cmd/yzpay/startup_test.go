@@ -120,7 +120,7 @@ func TestStartup(t *testing.T) {
 		{name: "serve/ORDER_TTL banana", bin: "yzpay", args: serve, env: sandbox("ORDER_TTL", "banana"),
 			code: 1, want: []string{"ORDER_TTL"}},
 		{name: "serve/LOG_LEVEL loud", bin: "yzpay", args: serve, env: sandbox("LOG_LEVEL", "loud"),
-			code: 2, want: []string{"LOG_LEVEL"}, prefix: "yzpay: "},
+			code: 2, want: []string{"LOG_LEVEL"}, prefix: "yzpay serve: "},
 		{name: "serve/missing", bin: "yzpay", args: []string{"serve"}, env: map[string]string{"DATA_DIR": t.TempDir()},
 			code: 1, want: []string{"missing", "GATEWAY_API_KEY", "SELF_SECRET", "PUSH_API", "YOUZANYUN_CLIENT_ID", "YOUZANYUN_CLIENT_SECRET", "YOUZAN_KDT_ID"}},
 
