@@ -115,7 +115,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	a, err := app.Start(ctx, app.Options{Env: env, Sandbox: *sb, Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
-		return process.ExitCode(err)
+		return process.ExitFailure
 	}
 	fmt.Fprint(stdout, a.Banner)
 	if err := a.Err(); err != nil {
@@ -138,7 +138,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	st, desc, err := app.OpenStore(ctx, tc)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay migrate:", process.Line(err))
-		return process.ExitCode(err)
+		return process.ExitFailure
 	}
 	defer st.Close()
 	fmt.Fprintln(stdout, "migrations applied:", desc)
@@ -212,7 +212,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	st, _, err := app.OpenStore(ctx, tc)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay deliveries:", process.Line(err))
-		return process.ExitCode(err)
+		return process.ExitFailure
 	}
 	defer st.Close()
 	if sub == "list" {

@@ -30,21 +30,24 @@ func Exec(name string, run Run, stderr io.Writer) int {
 	env, err := config.Load("envrc")
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", name, Line(err))
-		return 2
+		return ExitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, env, stderr); err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", name, Line(err))
-		return ExitCode(err)
+		return ExitFailure
 	}
 	return 0
 }
 
-// ExitCode is the exit status for a failure that stopped a run: 1, a
+// Exit statuses. ExitFailure covers every failure that stopped a run, a
 // missing or invalid setting included, as the first release did (scripts
-// may test for it); 2 stays for an unreadable envrc and bad usage.
-func ExitCode(error) int { return 1 }
+// may test for it); ExitUsage is an unreadable envrc or bad usage.
+const (
+	ExitFailure = 1
+	ExitUsage   = 2
+)
 
 // Line is err's message on one line: some drivers' errors span several (pgx
 // lists each connection attempt on a line of its own, often the same one

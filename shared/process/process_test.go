@@ -1,8 +1,11 @@
 package process
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/yzpay/yzpay/shared/config"
@@ -23,12 +26,17 @@ func TestLine(t *testing.T) {
 
 // Scripts written for the first release test for exit status 1 whatever
 // stopped the start: a missing setting, an invalid one or a runtime failure.
-func TestExitCode(t *testing.T) {
+func TestExecExitStatus(t *testing.T) {
 	_, missing := config.LoadNotifier(config.FromMap(nil))
 	_, invalid := config.LoadNotifier(config.FromMap(map[string]string{"PUSH_FORMAT": "xml"}))
 	for _, err := range []error{missing, fmt.Errorf("wrapped: %w", invalid), errors.New("listen: address already in use")} {
-		if c := ExitCode(err); c != 1 {
+		var stderr strings.Builder
+		run := func(context.Context, config.Env, io.Writer) error { return err }
+		if c := Exec("svc", run, &stderr); c != 1 {
 			t.Errorf("%v: exit %d, want 1", err, c)
+		}
+		if got := stderr.String(); !strings.HasPrefix(got, "svc: ") || strings.Count(got, "\n") != 1 {
+			t.Errorf("%v: stderr %q, want one line naming the service", err, got)
 		}
 	}
 }
