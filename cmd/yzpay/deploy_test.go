@@ -65,7 +65,7 @@ var envNameRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 // envAccessors are the config.Env methods that take a variable name first
 // (Require takes only names).
 var envAccessors = map[string]bool{
-	"Get": true, "Lookup": true, "Int": true, "Duration": true, "Durations": true, "List": true, "Require": true,
+	"Get": true, "Lookup": true, "Int": true, "Duration": true, "Durations": true, "List": true, "Require": true, "Bool": true,
 }
 
 // goFiles parses the repository's non-test Go files (outside testdata,
@@ -266,7 +266,8 @@ func durationList(ds []time.Duration) string {
 func TestReadmeConfigDefaults(t *testing.T) {
 	doc := readmeConfig(t)
 	want := map[string][]string{
-		"GATEWAY_ADDR":         {config.DefaultGatewayAddr},
+		"GATEWAY_ADDR":         {config.DefaultGatewayAddr, config.DefaultSandboxGatewayAddr},
+		"OPS_ADDR":             {config.DefaultOpsAddr, config.OpsSame},
 		"YOUZAN_API_BASE":      {config.DefaultYouzanBase},
 		"PUSH_FORMAT":          {config.FormatForm},
 		"PUSH_RETRY_SCHEDULE":  {durationList(config.DefaultPushRetrySchedule)},
