@@ -373,10 +373,10 @@ func loadGateway(env Env, p *problems, sandbox bool) Gateway {
 }
 
 // loadOpsAddr reads OPS_ADDR; def is the default. The gateway's own address
-// means OpsSame.
+// means OpsSame (but two ":0" are two listeners on random ports).
 func loadOpsAddr(env Env, p *problems, gatewayAddr, def string) string {
 	a := strings.TrimSpace(env.Get("OPS_ADDR", def))
-	if strings.EqualFold(a, OpsSame) || a == gatewayAddr {
+	if strings.EqualFold(a, OpsSame) || (a == gatewayAddr && !strings.HasSuffix(a, ":0")) {
 		return OpsSame
 	}
 	if _, _, err := net.SplitHostPort(a); err != nil {
