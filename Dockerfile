@@ -42,5 +42,5 @@ COPY --from=build /out/ /usr/local/bin/
 WORKDIR /var/lib/yzpay
 USER 10001:10001
 # gateway (and yzpay serve); tradefetcher and notifier METRICS_ADDR defaults.
-EXPOSE 8080 9101 9102
+EXPOSE 8080 9100 9101 9102
 CMD ["yzpay", "help"]

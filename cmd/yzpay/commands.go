@@ -240,12 +240,11 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "yzpay deliveries replay: name EVENT_IDs or --all-failed")
 		return 2
 	}
-	natsURL, replicas := tc.Broker.NATSURL, tc.Broker.Replicas
-	if natsURL == "" {
+	if tc.Broker.NATSURL == "" {
 		fmt.Fprintln(stderr, "yzpay deliveries replay: NATS_URL is required (replays go to the running notifier through JetStream)")
 		return 2
 	}
-	nc, js, err := natsjs.Connect(ctx, natsURL, "yzpay-cli", replicas, tc.StartupTimeout, log)
+	nc, js, err := natsjs.ConnectBroker(ctx, tc.Broker, "yzpay-cli", tc.StartupTimeout, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay deliveries replay:", process.Line(err))
 		return 1

@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/httpapi"
 	"gopkg.in/yaml.v3"
@@ -65,7 +67,7 @@ var envNameRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 // envAccessors are the config.Env methods that take a variable name first
 // (Require takes only names).
 var envAccessors = map[string]bool{
-	"Get": true, "Lookup": true, "Int": true, "Duration": true, "Durations": true, "List": true, "Require": true,
+	"Get": true, "Lookup": true, "Int": true, "Duration": true, "Durations": true, "List": true, "Require": true, "Bool": true,
 }
 
 // goFiles parses the repository's non-test Go files (outside testdata,
@@ -266,7 +268,8 @@ func durationList(ds []time.Duration) string {
 func TestReadmeConfigDefaults(t *testing.T) {
 	doc := readmeConfig(t)
 	want := map[string][]string{
-		"GATEWAY_ADDR":         {config.DefaultGatewayAddr},
+		"GATEWAY_ADDR":         {config.DefaultGatewayAddr, config.DefaultSandboxGatewayAddr},
+		"OPS_ADDR":             {config.DefaultOpsAddr, config.OpsSame},
 		"YOUZAN_API_BASE":      {config.DefaultYouzanBase},
 		"PUSH_FORMAT":          {config.FormatForm},
 		"PUSH_RETRY_SCHEDULE":  {durationList(config.DefaultPushRetrySchedule)},
@@ -514,6 +517,7 @@ var exampleHost = map[string]string{
 	"SELF_SECRET":             "example_self_secret",
 	"PUSH_API":                "https://shop.example.com/yzpay/notify",
 	"POSTGRES_PASSWORD":       "secret",
+	"NATS_PASSWORD":           "natssecret",
 	"GRAFANA_ADMIN_PASSWORD":  "secret",
 }
 
@@ -739,7 +743,7 @@ func TestComposeDependsOn(t *testing.T) {
 	// monitoring port's /healthz.
 	ns := c.Services[natsName]
 	cmd := strings.Join(ns.Command, " ")
-	for _, want := range []string{"-js", "-sd /data", "-m 8222"} {
+	for _, want := range []string{"-js", "-sd /data", "-m 8222", "-c /etc/nats/nats.conf"} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("nats command %q lacks %q", cmd, want)
 		}
@@ -779,7 +783,7 @@ func addrPort(t *testing.T, addr string) string {
 func listenPorts(t *testing.T, c composeFile) map[string]string {
 	t.Helper()
 	defaults := map[string]struct{ env, def string }{
-		"gateway":      {"GATEWAY_ADDR", config.DefaultGatewayAddr},
+		"gateway":      {"OPS_ADDR", config.DefaultOpsAddr},
 		"tradefetcher": {"METRICS_ADDR", config.DefaultTradefetcherMetricsAddr},
 		"notifier":     {"METRICS_ADDR", config.DefaultNotifierMetricsAddr},
 	}
@@ -802,28 +806,40 @@ func TestComposePorts(t *testing.T) {
 	c := loadCompose(t)
 	ports := listenPorts(t, c)
 	gw := findService(t, c, "gateway", func(s composeService) bool { return s.ours() && s.binary() == "gateway" })
-	if ports[gw] != addrPort(t, config.DefaultGatewayAddr) {
-		t.Errorf("gateway listens on %s, not the code's default %s", ports[gw], config.DefaultGatewayAddr)
+	gwEnv := composeEnv(t, c.Services[gw])
+	main := addrPort(t, gwEnv.Get("GATEWAY_ADDR", config.DefaultGatewayAddr))
+	if main != addrPort(t, config.DefaultGatewayAddr) {
+		t.Errorf("gateway listens on %s, not the code's default %s", main, config.DefaultGatewayAddr)
 	}
-	published := false
-	for _, p := range c.Services[gw].Ports {
-		parts := strings.Split(p, ":")
-		if strings.TrimSuffix(parts[len(parts)-1], "/tcp") == ports[gw] {
-			published = true
+	// Prometheus in another container must reach the ops port: not
+	// loopback, and not the public port.
+	if ops := gwEnv.Get("OPS_ADDR", config.DefaultOpsAddr); strings.HasPrefix(ops, "127.") || ops == config.OpsSame || ports[gw] == main {
+		t.Errorf("gateway OPS_ADDR %q: want all interfaces of the container on a port of its own", ops)
+	}
+	published := func(s composeService, port string) bool {
+		for _, p := range s.Ports {
+			parts := strings.Split(p, ":")
+			if strings.TrimSuffix(parts[len(parts)-1], "/tcp") == port {
+				return true
+			}
 		}
+		return false
 	}
-	if !published {
-		t.Errorf("gateway listens on %s but publishes %v", ports[gw], c.Services[gw].Ports)
+	if !published(c.Services[gw], main) {
+		t.Errorf("gateway listens on %s but publishes %v", main, c.Services[gw].Ports)
 	}
 	for _, name := range sortedKeys(ports) {
 		s := c.Services[name]
-		if name != gw && !slices.Contains(s.Expose, ports[name]) {
+		if !slices.Contains(s.Expose, ports[name]) {
 			t.Errorf("service %s serves /metrics on %s but exposes %v", name, ports[name], s.Expose)
+		}
+		if published(s, ports[name]) {
+			t.Errorf("service %s publishes its ops port %s to the host", name, ports[name])
 		}
 		if s.Healthcheck != nil {
 			hc := strings.Join(s.Healthcheck.Test, " ")
 			if !strings.Contains(hc, ":"+ports[name]+"/") {
-				t.Errorf("service %s listens on %s; its healthcheck %q looks elsewhere", name, ports[name], hc)
+				t.Errorf("service %s serves /readyz on %s; its healthcheck %q looks elsewhere", name, ports[name], hc)
 			}
 		}
 	}
@@ -837,9 +853,50 @@ func TestComposePorts(t *testing.T) {
 			}
 		}
 	}
+	if !exposed[main] {
+		t.Errorf("the Dockerfile does not EXPOSE %s (the gateway)", main)
+	}
 	for _, name := range sortedKeys(ports) {
 		if !exposed[ports[name]] {
 			t.Errorf("the Dockerfile does not EXPOSE %s (service %s)", ports[name], name)
+		}
+	}
+}
+
+// Compose runs NATS with credentials: nats.conf (as the server reads it,
+// with NATS_PASSWORD from its environment) requires user yzpay and the
+// password the services put in NATS_URL.
+func TestComposeNATSRequiresCredentials(t *testing.T) {
+	c := loadCompose(t)
+	natsName := findService(t, c, "NATS", func(s composeService) bool { return strings.HasPrefix(s.Image, "nats:") })
+	ns := c.Services[natsName]
+	if !slices.Contains(ns.Volumes, "./deploy/nats/nats.conf:/etc/nats/nats.conf:ro") {
+		t.Fatalf("nats does not mount deploy/nats/nats.conf: %v", ns.Volumes)
+	}
+	pw, missing := interpolate(ns.Environment["NATS_PASSWORD"], exampleHost)
+	if len(missing) > 0 || pw == "" {
+		t.Fatalf("nats gets no NATS_PASSWORD from .env")
+	}
+	t.Setenv("NATS_PASSWORD", pw)
+	opts, err := natsserver.ProcessConfigFile(filepath.Join(repoRoot(t), "deploy", "nats", "nats.conf"))
+	if err != nil {
+		t.Fatalf("deploy/nats/nats.conf: %v", err)
+	}
+	if len(opts.Users) != 1 || opts.Users[0].Username != "yzpay" || opts.Users[0].Password != pw {
+		t.Fatalf("nats.conf users: want yzpay with NATS_PASSWORD, got %d users", len(opts.Users))
+	}
+	for _, name := range sortedKeys(c.Services) {
+		s := c.Services[name]
+		if !s.ours() || s.Environment["NATS_URL"] == "" {
+			continue
+		}
+		u, err := url.Parse(composeEnv(t, s).Get("NATS_URL", ""))
+		if err != nil || u.User == nil || u.User.Username() != "yzpay" {
+			t.Errorf("service %s: NATS_URL carries no user yzpay", name)
+			continue
+		}
+		if p, _ := u.User.Password(); p != pw {
+			t.Errorf("service %s: NATS_URL's password is not NATS_PASSWORD", name)
 		}
 	}
 }

@@ -73,7 +73,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 	c := sb.Config()
 	sb.SetPushURL("http://" + addr + "/api/status")
 	env := append(os.Environ(),
-		"DATA_DIR="+filepath.Join(dir, "data"), "GATEWAY_ADDR="+addr, "GATEWAY_API_KEY=k",
+		"DATA_DIR="+filepath.Join(dir, "data"), "GATEWAY_ADDR="+addr, "OPS_ADDR=same", "GATEWAY_API_KEY=k",
 		"YOUZAN_API_BASE="+sbSrv.URL, "YOUZANYUN_CLIENT_ID="+c.ClientID, "YOUZANYUN_CLIENT_SECRET="+c.ClientSecret,
 		"YOUZAN_KDT_ID="+c.KdtID, "SELF_SECRET=kill9-secret", "PUSH_API="+merchant.URL,
 		"PUSH_RETRY_SCHEDULE=200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms",

@@ -94,13 +94,18 @@ func TestStartup(t *testing.T) {
 	}
 	youzan := map[string]string{"YOUZANYUN_CLIENT_ID": "cid", "YOUZANYUN_CLIENT_SECRET": "csecret", "YOUZAN_KDT_ID": "1"}
 	split := map[string]map[string]string{
-		"gateway":      with(youzan, "GATEWAY_API_KEY", "k", "GATEWAY_ADDR", "127.0.0.1:0", "STARTUP_TIMEOUT", "2s"),
+		"gateway":      with(youzan, "GATEWAY_API_KEY", "k", "GATEWAY_ADDR", "127.0.0.1:0", "OPS_ADDR", "127.0.0.1:0", "STARTUP_TIMEOUT", "2s"),
 		"tradefetcher": with(youzan, "METRICS_ADDR", "127.0.0.1:0", "STARTUP_TIMEOUT", "2s"),
 		"notifier": {"SELF_SECRET": "s", "PUSH_API": "http://127.0.0.1:1/hook", "METRICS_ADDR": "127.0.0.1:0",
 			"STARTUP_TIMEOUT": "2s"},
 	}
 	listenVar := map[string]string{"gateway": "GATEWAY_ADDR", "tradefetcher": "METRICS_ADDR", "notifier": "METRICS_ADDR"}
 	serve := []string{"serve", "--sandbox"}
+	prodServe := []string{"serve"}
+	prod := func(kv ...string) map[string]string {
+		return with(with(youzan, "GATEWAY_API_KEY", "k", "SELF_SECRET", "s", "PUSH_API", "http://127.0.0.1:1/hook",
+			"GATEWAY_ADDR", "127.0.0.1:0", "OPS_ADDR", "127.0.0.1:0", "DATA_DIR", t.TempDir(), "STARTUP_TIMEOUT", "2s"), kv...)
+	}
 
 	// Cases that need no Postgres of the test's own.
 	cases := []startupCase{
@@ -110,13 +115,20 @@ func TestStartup(t *testing.T) {
 			code: 1, want: []string{"DATA_DIR", filepath.Join(file, "data"), "not a directory"}},
 		{name: "serve/DATA_DIR nats is a file", bin: "yzpay", args: serve, env: sandbox("DATA_DIR", natsIsFile),
 			code: 1, want: []string{"JetStream", filepath.Join(natsIsFile, "nats")}},
-		{name: "serve/postgres unreachable", bin: "yzpay", args: serve, env: sandbox("DATABASE_URL", deadDB),
+		// Sandbox mode never uses DATABASE_URL or NATS_URL; production
+		// serve waits for them.
+		{name: "serve/postgres unreachable", bin: "yzpay", args: prodServe, env: prod("DATABASE_URL", deadDB),
 			code: 1, want: []string{"postgres", "127.0.0.1:1", "does not answer after 2s"}, secret: "secretpw"},
-		{name: "serve/nats unreachable", bin: "yzpay", args: serve, env: sandbox("NATS_URL", deadNATS),
+		{name: "serve/nats unreachable", bin: "yzpay", args: prodServe, env: prod("NATS_URL", deadNATS),
 			code: 1, want: []string{"NATS", "127.0.0.1:1", "does not answer after 2s"}, secret: "natspw"},
-		{name: "serve/nats unreachable, default timeout", bin: "yzpay", args: serve,
-			env:  with(sandbox("NATS_URL", deadNATS), "STARTUP_TIMEOUT", ""),
+		{name: "serve/nats unreachable, default timeout", bin: "yzpay", args: prodServe,
+			env:  with(prod("NATS_URL", deadNATS), "STARTUP_TIMEOUT", ""),
 			code: 1, want: []string{"NATS", "127.0.0.1:1", "does not answer after 30s"}, secret: "natspw"},
+		{name: "serve/sandbox with production credentials", bin: "yzpay", args: serve,
+			env:  sandbox("YOUZANYUN_CLIENT_ID", "cid", "YOUZANYUN_CLIENT_SECRET", "prod-csecret", "YOUZAN_KDT_ID", "1"),
+			code: 1, want: []string{"sandbox mode refuses", "YOUZANYUN_CLIENT_SECRET", "YOUZANYUN_CLIENT_ID", "YOUZAN_KDT_ID"}, secret: "prod-csecret"},
+		{name: "serve/ops port taken", bin: "yzpay", args: prodServe, env: prod("OPS_ADDR", busy),
+			code: 1, want: []string{busy, "address already in use"}},
 		{name: "serve/ORDER_TTL banana", bin: "yzpay", args: serve, env: sandbox("ORDER_TTL", "banana"),
 			code: 1, want: []string{"ORDER_TTL"}},
 		{name: "serve/LOG_LEVEL loud", bin: "yzpay", args: serve, env: sandbox("LOG_LEVEL", "loud"),
@@ -166,7 +178,27 @@ func TestStartup(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(ns.Shutdown)
+		// A broker that requires credentials: without them each service
+		// stops at once with one line saying so, the password unseen.
+		authNS, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), Listen: true, Port: -1, Username: "yzpay", Password: "natspw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(authNS.Shutdown)
+		wrongPW := strings.Replace(authNS.ClientURL(), "nats://", "nats://yzpay:wrongpw@", 1)
 		var cases []startupCase
+		for _, bin := range []string{"gateway", "tradefetcher", "notifier"} {
+			cases = append(cases,
+				startupCase{name: bin + "/nats without credentials", bin: bin,
+					env:  with(split[bin], "DATABASE_URL", db, "NATS_URL", authNS.ClientURL(), "STARTUP_TIMEOUT", "30s"),
+					code: 1, want: []string{"NATS", "refused the credentials", "NATS_CREDS"}},
+				startupCase{name: bin + "/nats wrong password", bin: bin,
+					env:  with(split[bin], "DATABASE_URL", db, "NATS_URL", wrongPW, "STARTUP_TIMEOUT", "30s"),
+					code: 1, want: []string{"NATS", "refused the credentials"}, secret: "wrongpw"})
+		}
+		cases = append(cases, startupCase{name: "gateway/ops port taken", bin: "gateway",
+			env:  with(split["gateway"], "DATABASE_URL", db, "NATS_URL", ns.ClientURL(), "OPS_ADDR", busy),
+			code: 1, want: []string{busy, "address already in use"}})
 		for _, bin := range []string{"gateway", "tradefetcher", "notifier"} {
 			cases = append(cases,
 				startupCase{name: bin + "/nats unreachable", bin: bin,

@@ -96,10 +96,12 @@ func (g *Gateway) Handler() http.Handler {
 	r.POST("/api/status", g.receivePush)
 	g.adminRoutes(r)
 
-	hz, rz := httpapi.Health(g.deps.Checks...)
-	r.Handler(http.MethodGet, "/healthz", hz)
-	r.Handler(http.MethodGet, "/readyz", rz)
-	r.Handler(http.MethodGet, "/metrics", g.m.Handler())
+	if g.OpsOnMain() {
+		hz, rz := httpapi.Health(g.deps.Checks...)
+		r.Handler(http.MethodGet, "/healthz", hz)
+		r.Handler(http.MethodGet, "/readyz", rz)
+		r.Handler(http.MethodGet, "/metrics", g.m.Handler())
+	}
 
 	return httpapi.Instrument(r, g.m, g.log, func(req *http.Request) string {
 		if h, ps, _ := r.Lookup(req.Method, req.URL.Path); h != nil {
@@ -114,6 +116,19 @@ func (g *Gateway) Handler() http.Handler {
 		}
 		return "unmatched"
 	})
+}
+
+// OpsOnMain reports whether /metrics, /healthz and /readyz are served by
+// Handler (OPS_ADDR=same) rather than by OpsHandler on their own listener,
+// away from the port the internet reaches.
+func (g *Gateway) OpsOnMain() bool {
+	return g.cfg.OpsAddr == "" || g.cfg.OpsAddr == config.OpsSame
+}
+
+// OpsHandler serves /metrics, /healthz and /readyz for the OPS_ADDR
+// listener.
+func (g *Gateway) OpsHandler() http.Handler {
+	return httpapi.OpsMux(g.m, g.log, g.deps.Checks...)
 }
 
 // auth compares the bearer key in constant time; an empty key leaves the

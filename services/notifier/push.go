@@ -21,6 +21,9 @@ import (
 const (
 	HeaderEventID = "X-Yzpay-Event-Id"
 	HeaderAttempt = "X-Yzpay-Attempt"
+	// HeaderSandbox is "1" on every push `yzpay serve --sandbox` sends: no
+	// money moved, and a merchant should refuse to act on it.
+	HeaderSandbox = "X-Yzpay-Sandbox"
 	maxResponse   = 64 << 10
 )
 
@@ -102,6 +105,9 @@ func (n *Notifier) send(ctx context.Context, endpoint string, body []byte, ctype
 	req.Header.Set("User-Agent", "yzpay-notifier")
 	req.Header.Set(HeaderEventID, eventID)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))
+	if n.cfg.Sandbox {
+		req.Header.Set(HeaderSandbox, "1")
+	}
 	resp, err := n.client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("post: %s", describe(err))

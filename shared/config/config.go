@@ -255,3 +255,15 @@ func (e Env) Require(names ...string) error {
 	}
 	return m
 }
+
+// Bool returns name as a boolean (1, true, yes, on / 0, false, no, off, any
+// case); unset or empty is false.
+func (e Env) Bool(name string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(e.vars[name])) {
+	case "", "0", "false", "no", "off":
+		return false, nil
+	case "1", "true", "yes", "on":
+		return true, nil
+	}
+	return false, fmt.Errorf("config: %s: must be 1 or 0 (true or false)", name)
+}

@@ -1,13 +1,15 @@
 package config
 
 import (
-	"slices"
-
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +28,8 @@ import (
 // that it does.
 const (
 	DefaultGatewayAddr             = ":8080"
+	DefaultSandboxGatewayAddr      = "127.0.0.1:8080"
+	DefaultOpsAddr                 = "127.0.0.1:9100"
 	DefaultTradefetcherMetricsAddr = ":9101"
 	DefaultNotifierMetricsAddr     = ":9102"
 	DefaultYouzanBase              = "https://open.youzanyun.com"
@@ -33,6 +37,14 @@ const (
 	DefaultReconcileInterval       = time.Minute
 	DefaultDataDir                 = "./data"
 	DefaultStartupTimeout          = 30 * time.Second
+
+	// OpsSame as OPS_ADDR serves /metrics, /healthz and /readyz on the
+	// gateway's own listener, as before OPS_ADDR existed.
+	OpsSame = "same"
+
+	// SandboxSecretFile, under DATA_DIR, keeps the secret sandbox
+	// notifications are signed with when SANDBOX_SECRET is unset.
+	SandboxSecretFile = "sandbox-secret"
 
 	FormatForm = "form"
 	FormatJSON = "json"
@@ -71,14 +83,21 @@ type Youzan struct {
 
 // Broker is where the JetStream streams live.
 type Broker struct {
+	// NATSURL may carry user:password (nats://user:pw@host:4222); it is
+	// shown only through RedactURL.
 	NATSURL  string // NATS_URL; "" in `yzpay serve` means embedded
+	Creds    string // NATS_CREDS: a .creds file (JWT and nkey seed)
 	Replicas int    // NATS_REPLICAS
 }
 
 // Gateway is the gateway process's configuration.
 type Gateway struct {
-	Log         Logging
-	Addr        string // GATEWAY_ADDR
+	Log  Logging
+	Addr string // GATEWAY_ADDR
+	// OpsAddr is the listener of /metrics, /healthz and /readyz, kept off
+	// the public port. OpsSame, or "" (a struct built by hand in a test),
+	// serves them on Addr instead.
+	OpsAddr     string // OPS_ADDR
 	DatabaseURL string // DATABASE_URL
 	Broker      Broker
 	Youzan      Youzan
@@ -164,6 +183,9 @@ type Notifier struct {
 	StoreRetry time.Duration
 	// StartupTimeout bounds the wait for Postgres and NATS at start-up.
 	StartupTimeout time.Duration // STARTUP_TIMEOUT
+	// Sandbox marks every notification with X-Yzpay-Sandbox: 1, so that a
+	// merchant can refuse payments nobody made (`yzpay serve --sandbox`).
+	Sandbox bool
 }
 
 // Serve is `yzpay serve`: the three services in one process, on an embedded
@@ -172,9 +194,21 @@ type Serve struct {
 	Log     Logging
 	Sandbox bool   // --sandbox or YOUZAN_MODE=sandbox
 	DataDir string // DATA_DIR
-	// SandboxSecret: SELF_SECRET was unset in sandbox mode, so Notifier.Secret
-	// was made up for this run (the demo merchant shares it).
+	// SandboxSecret: in sandbox mode Notifier.Secret is not SELF_SECRET;
+	// SecretSource says where it comes from. When it is still "" after
+	// LoadServe, the caller takes it from DATA_DIR/SandboxSecretFile
+	// (making one up the first time).
 	SandboxSecret bool
+	SecretSource  string
+	// SandboxIgnored names the production settings that were set but are
+	// not used in sandbox mode (DATABASE_URL, NATS_URL, SELF_SECRET), for a
+	// warning at start.
+	SandboxIgnored []string
+	// SandboxExposed: GATEWAY_ADDR was set to an address beyond loopback in
+	// sandbox mode, so others can pay sandbox QR codes (warned at start).
+	SandboxExposed bool
+	ignoredDB      string
+	ignoredBroker  Broker
 	// DemoMerchant: PUSH_API was unset in sandbox mode; the demo merchant on
 	// the gateway's listener receives the notifications (see BindURL).
 	DemoMerchant bool
@@ -306,7 +340,12 @@ func StartupTimeout(env Env) (time.Duration, error) {
 }
 
 func loadBroker(env Env, p *problems) Broker {
-	b := Broker{NATSURL: env.Get("NATS_URL", "")}
+	b := Broker{NATSURL: env.Get("NATS_URL", ""), Creds: env.Get("NATS_CREDS", "")}
+	if b.Creds != "" {
+		if fi, err := os.Stat(b.Creds); err != nil || fi.IsDir() {
+			p.add(fmt.Errorf("config: NATS_CREDS: %s is not a readable credentials file", b.Creds))
+		}
+	}
 	n, err := env.Int("NATS_REPLICAS", 1)
 	p.add(err)
 	if err == nil && (n < 1 || n > 5) {
@@ -317,9 +356,13 @@ func loadBroker(env Env, p *problems) Broker {
 }
 
 func loadGateway(env Env, p *problems, sandbox bool) Gateway {
+	addr := DefaultGatewayAddr
+	if sandbox {
+		addr = DefaultSandboxGatewayAddr
+	}
 	g := Gateway{
 		Log:      loadLogging(env, p),
-		Addr:     env.Get("GATEWAY_ADDR", DefaultGatewayAddr),
+		Addr:     env.Get("GATEWAY_ADDR", addr),
 		APIKey:   env.Get("GATEWAY_API_KEY", ""),
 		AdminKey: env.Get("ADMIN_API_KEY", ""),
 	}
@@ -329,10 +372,24 @@ func loadGateway(env Env, p *problems, sandbox bool) Gateway {
 	return g
 }
 
+// loadOpsAddr reads OPS_ADDR; def is the default. The gateway's own address
+// means OpsSame (but two ":0" are two listeners on random ports).
+func loadOpsAddr(env Env, p *problems, gatewayAddr, def string) string {
+	a := strings.TrimSpace(env.Get("OPS_ADDR", def))
+	if strings.EqualFold(a, OpsSame) || (a == gatewayAddr && !strings.HasSuffix(a, ":0")) {
+		return OpsSame
+	}
+	if _, _, err := net.SplitHostPort(a); err != nil {
+		p.add(fmt.Errorf("config: OPS_ADDR must be host:port or %q; %q is not", OpsSame, a))
+	}
+	return a
+}
+
 // LoadGateway loads the split gateway's configuration.
 func LoadGateway(env Env) (Gateway, error) {
 	var p problems
 	g := loadGateway(env, &p, false)
+	g.OpsAddr = loadOpsAddr(env, &p, g.Addr, DefaultOpsAddr)
 	g.Youzan = loadYouzan(env, &p, true)
 	g.Broker, g.DatabaseURL, g.StartupTimeout = loadSplit(env, &p)
 	return g, p.err()
@@ -407,16 +464,42 @@ func LoadNotifier(env Env) (Notifier, error) {
 }
 
 // LoadServe loads `yzpay serve`'s configuration: the three services' from
-// one reading of env. In sandbox mode the Youzan credentials are left for
-// the sandbox to make up, and an unset SELF_SECRET is made up for this run,
-// since only the demo merchant needs to know it.
-func LoadServe(env Env, sandbox bool, randomSecret func() string) (Serve, error) {
+// one reading of env.
+//
+// Sandbox mode must never touch production, whatever envrc it finds: it
+// refuses to start while production Youzan credentials are set, it listens
+// on loopback unless GATEWAY_ADDR says otherwise, it ignores DATABASE_URL
+// and NATS_URL (embedded broker and SQLite under DATA_DIR), and it signs
+// notifications with SANDBOX_SECRET (or a secret kept in DATA_DIR), never
+// with SELF_SECRET unless SANDBOX_USE_SELF_SECRET=1 says so.
+func LoadServe(env Env, sandbox bool) (Serve, error) {
 	var p problems
 	s := Serve{Log: loadLogging(env, &p), DataDir: env.Get("DATA_DIR", DefaultDataDir)}
 	s.Sandbox = sandbox || strings.EqualFold(env.Get("YOUZAN_MODE", ""), "sandbox")
+	if s.Sandbox {
+		// Checked first and alone: with production credentials present the
+		// rest of the environment is production's too.
+		if env.Get("YOUZANYUN_CLIENT_SECRET", "") != "" {
+			var set []string
+			for _, n := range []string{"YOUZANYUN_CLIENT_ID", "YOUZANYUN_CLIENT_SECRET", "YOUZAN_KDT_ID"} {
+				if env.Get(n, "") != "" {
+					set = append(set, n)
+				}
+			}
+			return s, invalid{fmt.Errorf("config: sandbox mode refuses to start while production Youzan credentials are set: "+
+				"%s (unset them for sandbox mode)", strings.Join(set, ", "))}
+		}
+	}
 	s.Gateway = loadGateway(env, &p, s.Sandbox)
 	s.Tradefetcher = loadTradefetcher(env, &p)
 	s.Notifier = loadNotifier(env, &p, s.Sandbox)
+	opsDef := DefaultOpsAddr
+	if s.Sandbox {
+		// Sandbox mode listens on loopback (unless told otherwise), so its
+		// ops routes stay on its one port, as `make run` always showed them.
+		opsDef = OpsSame
+	}
+	s.Gateway.OpsAddr = loadOpsAddr(env, &p, s.Gateway.Addr, opsDef)
 	var yz Youzan
 	if !s.Sandbox {
 		yz = loadYouzan(env, &p, true)
@@ -424,15 +507,78 @@ func LoadServe(env Env, sandbox bool, randomSecret func() string) (Serve, error)
 	b := loadBroker(env, &p)
 	db := loadDatabaseURL(env, &p)
 	s.StartupTimeout = loadStartupTimeout(env, &p)
+	if s.Sandbox {
+		s.ignoredDB, s.ignoredBroker = db, b
+		for _, n := range []string{"DATABASE_URL", "NATS_URL", "NATS_CREDS"} {
+			if env.Get(n, "") != "" {
+				s.SandboxIgnored = append(s.SandboxIgnored, n)
+			}
+		}
+		db, b = "", Broker{Replicas: 1}
+		if a, set := env.Lookup("GATEWAY_ADDR"); set && strings.TrimSpace(a) != "" {
+			s.SandboxExposed = !loopbackOnly(s.Gateway.Addr)
+		}
+		s.loadSandboxSecret(env, &p)
+		s.Notifier.Sandbox = true
+	}
 	s.Gateway.StartupTimeout, s.Tradefetcher.StartupTimeout, s.Notifier.StartupTimeout = s.StartupTimeout, s.StartupTimeout, s.StartupTimeout
 	s.Gateway.Youzan, s.Tradefetcher.Youzan = yz, yz
 	s.Gateway.Broker, s.Tradefetcher.Broker, s.Notifier.Broker = b, b, b
 	s.Gateway.DatabaseURL, s.Tradefetcher.DatabaseURL, s.Notifier.DatabaseURL = db, db, db
-	if s.Sandbox && s.Notifier.Secret == "" {
-		s.Notifier.Secret, s.SandboxSecret = randomSecret(), true
-	}
 	s.DemoMerchant = s.Sandbox && len(s.Notifier.Endpoints) == 0
 	return s, p.err()
+}
+
+// loadSandboxSecret picks the secret sandbox notifications are signed
+// with: SANDBOX_SECRET; else SELF_SECRET only with SANDBOX_USE_SELF_SECRET
+// (the behaviour before sandbox isolation, for test rigs that verify with
+// SELF_SECRET); else "" for the caller to take from DATA_DIR.
+func (s *Serve) loadSandboxSecret(env Env, p *problems) {
+	self := s.Notifier.Secret
+	s.Notifier.Secret, s.SandboxSecret = "", true
+	reuse, err := env.Bool("SANDBOX_USE_SELF_SECRET")
+	p.add(err)
+	switch {
+	case reuse:
+		if self == "" {
+			p.add(errors.New("config: SANDBOX_USE_SELF_SECRET is set but SELF_SECRET is not"))
+		}
+		s.Notifier.Secret, s.SandboxSecret, s.SecretSource = self, false, "SELF_SECRET (SANDBOX_USE_SELF_SECRET)"
+	case env.Get("SANDBOX_SECRET", "") != "":
+		s.Notifier.Secret, s.SecretSource = env.Get("SANDBOX_SECRET", ""), "SANDBOX_SECRET"
+	default:
+		s.SecretSource = filepath.Join(s.DataDir, SandboxSecretFile)
+	}
+	if self != "" && !reuse {
+		s.SandboxIgnored = append(s.SandboxIgnored, "SELF_SECRET")
+	}
+}
+
+// AllowSandboxBackends puts back the DATABASE_URL and NATS_URL that sandbox
+// mode ignored. Only Go test harnesses call it (to run the sandbox on
+// Postgres and a NATS server); no flag or variable reaches it.
+func (s *Serve) AllowSandboxBackends() {
+	if !s.Sandbox {
+		return
+	}
+	s.Gateway.Broker, s.Tradefetcher.Broker, s.Notifier.Broker = s.ignoredBroker, s.ignoredBroker, s.ignoredBroker
+	s.Gateway.DatabaseURL, s.Tradefetcher.DatabaseURL, s.Notifier.DatabaseURL = s.ignoredDB, s.ignoredDB, s.ignoredDB
+	s.SandboxIgnored = slices.DeleteFunc(s.SandboxIgnored, func(n string) bool {
+		return n == "DATABASE_URL" || n == "NATS_URL" || n == "NATS_CREDS"
+	})
+}
+
+// loopbackOnly reports whether addr (host:port) listens on loopback only.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // BindURL fills in what depends on the address the gateway listener got
@@ -481,13 +627,20 @@ func (b Broker) banner(w io.Writer, db string) {
 	if b.NATSURL != "" {
 		nats = RedactURL(b.NATSURL)
 	}
-	fmt.Fprintf(w, "  nats          %s (replicas %d)\n", nats, b.Replicas)
+	auth := "no credentials"
+	switch {
+	case b.Creds != "":
+		auth = "credentials file " + b.Creds
+	case urlHasUser(b.NATSURL):
+		auth = "user and password (set)"
+	}
+	fmt.Fprintf(w, "  nats          %s (replicas %d, %s)\n", nats, b.Replicas, auth)
 	fmt.Fprintf(w, "  database      %s\n", orNone(db))
 }
 
 // Banner prints the settings, secrets shown only as set or unset.
 func (g Gateway) Banner(w io.Writer) {
-	fmt.Fprintf(w, "  addr          %s\n", g.Addr)
+	fmt.Fprintf(w, "  addr          %s   ops %s\n", g.Addr, g.OpsAddr)
 	fmt.Fprintf(w, "  api key       %s   admin key %s\n", secret(g.APIKey), secret(g.AdminKey))
 	g.Youzan.banner(w)
 	g.Broker.banner(w, g.DatabaseURL)
@@ -563,4 +716,14 @@ func LoadTool(env Env) (Tool, error) {
 	t.StartupTimeout, err = StartupTimeout(env)
 	p.add(err)
 	return t, p.err()
+}
+
+// urlHasUser reports whether a NATS URL (list) carries user info.
+func urlHasUser(s string) bool {
+	for _, p := range strings.Split(s, ",") {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			return true
+		}
+	}
+	return false
 }

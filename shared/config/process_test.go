@@ -25,20 +25,19 @@ func TestLoadNamesTheInvalidSetting(t *testing.T) {
 		"ORDER_TTL": "banana", "PUSH_FORMAT": "xml", "NATS_REPLICAS": "9", "LOG_LEVEL": "loud",
 		"PUSH_STATUSES": "PAID_TWICE", "PUSH_API": "ftp://x", "YOUZAN_API_BASE": "nope",
 	} {
-		_, err := LoadServe(FromMap(map[string]string{name: value}), false, func() string { return "s" })
+		_, err := LoadServe(FromMap(map[string]string{name: value}), false)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%s: err = %v, want an ErrInvalid naming %s", name, value, err, name)
 		}
 	}
 }
 
-func TestServeSharesOneLoadAndMakesUpTheSandboxSecret(t *testing.T) {
-	s, err := LoadServe(FromMap(map[string]string{"NATS_URL": "nats://u:pw@h:4222", "ORDER_TTL": "5m"}), true,
-		func() string { return "generated" })
+func TestServeSharesOneLoadAndKeepsTheSandboxSecretInDataDir(t *testing.T) {
+	s, err := LoadServe(FromMap(map[string]string{"DATA_DIR": "/srv/d", "ORDER_TTL": "5m"}), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Notifier.Secret != "generated" || !s.SandboxSecret || !s.DemoMerchant {
+	if s.Notifier.Secret != "" || s.SecretSource != "/srv/d/"+SandboxSecretFile || !s.SandboxSecret || !s.DemoMerchant {
 		t.Errorf("sandbox defaults not applied: %+v", s)
 	}
 	if s.Gateway.Broker != s.Notifier.Broker || s.Tradefetcher.Broker != s.Gateway.Broker {

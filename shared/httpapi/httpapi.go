@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/yzpay/yzpay/shared/domain"
@@ -105,23 +106,43 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
+// ReadyCacheFor is how long a /readyz answer is reused: probes from every
+// load balancer and Prometheus then cost the store and NATS one check a
+// second, however often they come.
+const ReadyCacheFor = time.Second
+
 // Health serves /healthz (the process is up) and /readyz (every check
-// passes within 2 s; 503 with the failing names otherwise).
+// passes within 2 s; 503 with the failing names otherwise). A /readyz
+// result is reused for ReadyCacheFor; concurrent callers wait for the one
+// check in progress rather than starting their own.
 func Health(checks ...Check) (healthz, readyz http.HandlerFunc) {
 	healthz = func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
+	var (
+		mu     sync.Mutex
+		at     time.Time
+		failed map[string]string
+	)
 	readyz = func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		failed := map[string]string{}
-		for _, c := range checks {
-			if err := c.Fn(ctx); err != nil {
-				failed[c.Name] = "unavailable"
+		mu.Lock()
+		if at.IsZero() || time.Since(at) >= ReadyCacheFor {
+			// Not the caller's context: a prober that hangs up must not
+			// leave a cancelled check cached for everyone else.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+			f := map[string]string{}
+			for _, c := range checks {
+				if err := c.Fn(ctx); err != nil {
+					f[c.Name] = "unavailable"
+				}
 			}
+			cancel()
+			failed, at = f, time.Now()
 		}
-		if len(failed) > 0 {
-			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failed": failed})
+		f := failed
+		mu.Unlock()
+		if len(f) > 0 {
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failed": f})
 			return
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -15,12 +15,23 @@ import (
 	"github.com/yzpay/yzpay/shared/config"
 )
 
+// ConnectBroker is Connect to the configured broker, with its credentials:
+// user and password in NATS_URL (nats.go reads them from the URL) or a
+// NATS_CREDS file.
+func ConnectBroker(ctx context.Context, b config.Broker, name string, wait time.Duration, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	var opts []nats.Option
+	if b.Creds != "" {
+		opts = append(opts, nats.UserCredentials(b.Creds))
+	}
+	return Connect(ctx, b.NATSURL, name, b.Replicas, wait, log, opts...)
+}
+
 // Connect connects to url, then opens JetStream and ensures the streams. A
 // server that does not answer yet is tried again every half second, so
 // services may start before the broker, but for no longer than wait in all:
 // past it Connect gives up with an error naming the server (never its
 // credentials). Once connected, the connection reconnects forever.
-func Connect(ctx context.Context, url, name string, replicas int, wait time.Duration, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+func Connect(ctx context.Context, url, name string, replicas int, wait time.Duration, log *slog.Logger, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	where := config.RedactURL(url)
 	deadline := time.Now().Add(wait)
 	opts := []nats.Option{
@@ -34,6 +45,7 @@ func Connect(ctx context.Context, url, name string, replicas int, wait time.Dura
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("reconnected to NATS", "url", c.ConnectedUrlRedacted()) }),
 	}
+	opts = append(opts, extra...)
 	var nc *nats.Conn
 	for logged := false; ; {
 		// One try dials every server of the URL once; each dial gets at
@@ -51,9 +63,9 @@ func Connect(ctx context.Context, url, name string, replicas int, wait time.Dura
 				err = derr
 			}
 		}
-		if errors.Is(err, nats.ErrAuthorization) {
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
 			// The server answered and refused: waiting will not help.
-			return nil, nil, fmt.Errorf("NATS at %s: %w", where, err)
+			return nil, nil, fmt.Errorf("NATS at %s refused the credentials (user and password in NATS_URL, or NATS_CREDS): %w", where, err)
 		}
 		if !time.Now().Before(deadline) {
 			return nil, nil, fmt.Errorf("NATS at %s does not answer after %s: %w", where, wait, err)

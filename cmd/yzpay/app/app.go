@@ -49,11 +49,18 @@ type Options struct {
 	Logger  *slog.Logger
 	// Sandbox tuning for tests; ignored outside sandbox mode.
 	SandboxConfig sandbox.Config
+	// SandboxExternalBackends lets a Go test harness run sandbox mode on
+	// the DATABASE_URL and NATS_URL it names, which sandbox mode otherwise
+	// ignores. The CLI never sets it.
+	SandboxExternalBackends bool
 }
 
 // App is a running yzpay.
 type App struct {
-	URL        string // the gateway's base URL
+	URL string // the gateway's base URL
+	// OpsURL is the base URL of /metrics, /healthz and /readyz: URL itself
+	// with OPS_ADDR=same (sandbox mode's default).
+	OpsURL     string
 	Sandbox    *sandbox.Sandbox
 	Store      store.Store
 	JS         jetstream.JetStream
@@ -79,9 +86,12 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	cfg, err := config.LoadServe(o.Env, o.Sandbox, func() string { return randomHex(16) })
+	cfg, err := config.LoadServe(o.Env, o.Sandbox)
 	if err != nil {
 		return nil, err
+	}
+	if o.SandboxExternalBackends {
+		cfg.AllowSandboxBackends()
 	}
 	a := &App{log: log, Metrics: metrics.New(), done: make(chan struct{})}
 	if err := a.start(ctx, cfg, o.SandboxConfig); err != nil {
@@ -93,9 +103,22 @@ func Start(ctx context.Context, o Options) (*App, error) {
 
 func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) error {
 	log := a.log
-	if cfg.Gateway.DatabaseURL == "" || cfg.Gateway.Broker.NATSURL == "" {
+	if cfg.Gateway.DatabaseURL == "" || cfg.Gateway.Broker.NATSURL == "" || cfg.Sandbox {
 		if err := writableDir(cfg.DataDir); err != nil {
 			return err
+		}
+	}
+	if cfg.Sandbox {
+		if cfg.Notifier.Secret == "" {
+			sec, err := sandboxSecret(cfg.SecretSource)
+			if err != nil {
+				return err
+			}
+			cfg.Notifier.Secret = sec
+		}
+		if len(cfg.SandboxIgnored) > 0 {
+			log.Warn("sandbox mode ignores " + strings.Join(cfg.SandboxIgnored, ", ") +
+				": it keeps its own JetStream and SQLite under DATA_DIR and signs notifications with " + cfg.SecretSource)
 		}
 	}
 	st, storeDesc, err := openStore(ctx, cfg.Gateway.DatabaseURL, filepath.Join(cfg.DataDir, "yzpay.db"), cfg.StartupTimeout)
@@ -116,6 +139,19 @@ func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) er
 	}
 	a.closers = append(a.closers, func() { ln.Close() })
 	a.URL = "http://" + loopbackAddr(ln.Addr())
+	a.OpsURL = a.URL
+	if cfg.Sandbox && cfg.SandboxExposed {
+		log.Warn("sandbox mode listens on " + ln.Addr().String() + " (GATEWAY_ADDR): anyone who can reach it can create orders and pay sandbox QR codes")
+	}
+	var opsLn net.Listener
+	if cfg.Gateway.OpsAddr != config.OpsSame {
+		opsLn, err = httpapi.Listen(cfg.Gateway.OpsAddr)
+		if err != nil {
+			return err
+		}
+		a.closers = append(a.closers, func() { opsLn.Close() })
+		a.OpsURL = "http://" + loopbackAddr(opsLn.Addr())
+	}
 
 	mux := http.NewServeMux()
 	var sandboxAPI http.Handler
@@ -185,7 +221,7 @@ func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) er
 	var b strings.Builder
 	fmt.Fprintf(&b, "yzpay %s\n", Version)
 	fmt.Fprintf(&b, "  API       %s/api/payment/qrcode (Youzan pushes: %s/api/status)\n", a.URL, a.URL)
-	fmt.Fprintf(&b, "  metrics   %s/metrics   health %s/healthz  %s/readyz\n", a.URL, a.URL, a.URL)
+	fmt.Fprintf(&b, "  metrics   %s/metrics   health %s/healthz  %s/readyz\n", a.OpsURL, a.OpsURL, a.OpsURL)
 	fmt.Fprintf(&b, "  store     %s\n", storeDesc)
 	fmt.Fprintf(&b, "  broker    %s\n", brokerDesc)
 	eps := make([]string, len(cfg.Notifier.Endpoints))
@@ -193,6 +229,9 @@ func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) er
 		eps[i] = config.RedactURL(e)
 	}
 	fmt.Fprintf(&b, "  merchant  %s (%s)\n", strings.Join(eps, ","), cfg.Notifier.Format)
+	if cfg.Sandbox {
+		fmt.Fprintf(&b, "            pushes carry X-Yzpay-Sandbox: 1, signed with %s\n", cfg.SecretSource)
+	}
 	fmt.Fprintf(&b, "  settings  order ttl %s, reconcile every %s, api key %s, admin api %s\n",
 		cfg.Tradefetcher.Sweep.OrderTTL, cfg.Tradefetcher.Sweep.Interval, onOff(cfg.Gateway.APIKey != ""), onOff(cfg.Gateway.AdminKey != ""))
 	if cfg.Sandbox {
@@ -211,6 +250,9 @@ func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) er
 		defer stopOnParent()
 		g, gctx := errgroup.WithContext(runCtx)
 		g.Go(func() error { return httpapi.Serve(gctx, ln, mux, 10*time.Second) })
+		if opsLn != nil {
+			g.Go(func() error { return httpapi.Serve(gctx, opsLn, gw.OpsHandler(), 5*time.Second) })
+		}
 		g.Go(func() error { return tf.Run(gctx) })
 		g.Go(func() error { return nt.Run(gctx) })
 		g.Go(func() error { return lagPoller.Run(gctx) })
@@ -276,7 +318,7 @@ func openStore(ctx context.Context, databaseURL, sqlitePath string, wait time.Du
 // else an embedded server.
 func (a *App) connectNATS(ctx context.Context, b config.Broker, storeDir string, wait time.Duration) (string, error) {
 	if url := b.NATSURL; url != "" {
-		nc, js, err := natsjs.Connect(ctx, url, "yzpay", b.Replicas, wait, a.log)
+		nc, js, err := natsjs.ConnectBroker(ctx, b, "yzpay", wait, a.log)
 		if err != nil {
 			return "", err
 		}
@@ -344,6 +386,25 @@ func loopbackAddr(addr net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// sandboxSecret reads the sandbox's notification secret from path, making
+// one up (readable by the owner only) the first time, so that a developer's
+// local merchant can be configured with it once per DATA_DIR.
+func sandboxSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("sandbox secret: %w", err)
+	}
+	s := randomHex(16)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("sandbox secret: %w", err)
+	}
+	return s, nil
 }
 
 func randomHex(n int) string {

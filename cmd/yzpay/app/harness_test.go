@@ -134,15 +134,17 @@ func start(t *testing.T, o opts) *harness {
 	}
 	t.Cleanup(ns.Shutdown)
 	env := map[string]string{
-		"DATABASE_URL":         dbURL,
-		"NATS_URL":             ns.ClientURL(),
-		"GATEWAY_ADDR":         "127.0.0.1:0",
-		"GATEWAY_API_KEY":      "test-key",
-		"SELF_SECRET":          selfSecret,
-		"PUSH_API":             strings.Join(o.endpoints, ";"),
-		"PUSH_RETRY_SCHEDULE":  "50ms,50ms,50ms",
-		"FETCH_RETRY_SCHEDULE": "20ms,50ms,100ms",
-		"DATA_DIR":             t.TempDir(),
+		"DATABASE_URL":    dbURL,
+		"NATS_URL":        ns.ClientURL(),
+		"GATEWAY_ADDR":    "127.0.0.1:0",
+		"GATEWAY_API_KEY": "test-key",
+		"SELF_SECRET":     selfSecret,
+		// The merchant checks signs with selfSecret.
+		"SANDBOX_USE_SELF_SECRET": "1",
+		"PUSH_API":                strings.Join(o.endpoints, ";"),
+		"PUSH_RETRY_SCHEDULE":     "50ms,50ms,50ms",
+		"FETCH_RETRY_SCHEDULE":    "20ms,50ms,100ms",
+		"DATA_DIR":                t.TempDir(),
 	}
 	for k, v := range o.env {
 		env[k] = v
@@ -156,7 +158,8 @@ func start(t *testing.T, o opts) *harness {
 		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.Start(ctx, app.Options{Env: config.FromMap(env), Sandbox: true, Logger: log, SandboxConfig: sc})
+	a, err := app.Start(ctx, app.Options{Env: config.FromMap(env), Sandbox: true, Logger: log, SandboxConfig: sc,
+		SandboxExternalBackends: true})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -267,7 +267,7 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 	common := []string{
 		"YOUZAN_API_BASE=" + sbSrv.URL, "YOUZANYUN_CLIENT_ID=" + c.ClientID, "YOUZANYUN_CLIENT_SECRET=" + c.ClientSecret,
 		"YOUZAN_KDT_ID=" + c.KdtID, "SELF_SECRET=" + secret, "PUSH_API=" + mSrv.URL, "GATEWAY_API_KEY=" + apiKey,
-		"GATEWAY_ADDR=" + gwAddr, "LOG_LEVEL=" + o.logLevel, "ORDER_TTL=24h", "RECONCILE_INTERVAL=1h",
+		"GATEWAY_ADDR=" + gwAddr, "OPS_ADDR=same", "LOG_LEVEL=" + o.logLevel, "ORDER_TTL=24h", "RECONCILE_INTERVAL=1h",
 	}
 	res := SetupResult{Setup: setup, PeakRSSProcess: map[string]int64{}}
 	var procs []*proc

@@ -21,6 +21,10 @@ type Options struct {
 	Listen bool
 	Host   string
 	Port   int
+	// Username and Password, when set, are required of every client (tests
+	// of NATS credentials; `yzpay serve` leaves them empty).
+	Username string
+	Password string
 }
 
 // Server is a running embedded server.
@@ -49,6 +53,8 @@ func Start(o Options) (*Server, error) {
 		DontListen: !o.Listen,
 		// Big enough for yzpay's payloads; the default is 1 MiB as well.
 		MaxPayload: 1 << 20,
+		Username:   o.Username,
+		Password:   o.Password,
 	}
 	if o.Listen && o.Port == 0 {
 		so.Port = server.RANDOM_PORT

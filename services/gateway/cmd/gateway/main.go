@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -34,7 +35,7 @@ func run(ctx context.Context, env config.Env, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	nc, js, err := natsjs.Connect(ctx, cfg.Broker.NATSURL, "yzpay-gateway", cfg.Broker.Replicas, cfg.StartupTimeout, log)
+	nc, js, err := natsjs.ConnectBroker(ctx, cfg.Broker, "yzpay-gateway", cfg.StartupTimeout, log)
 	if err != nil {
 		return err
 	}
@@ -58,6 +59,24 @@ func run(ctx context.Context, env config.Env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("gateway listening", "addr", ln.Addr().String())
-	return httpapi.Serve(ctx, ln, g.Handler(), 10*time.Second)
+	if g.OpsOnMain() {
+		log.Info("gateway listening", "addr", ln.Addr().String(), "ops", "same listener (OPS_ADDR=same)")
+		return httpapi.Serve(ctx, ln, g.Handler(), 10*time.Second)
+	}
+	ops, err := httpapi.Listen(cfg.OpsAddr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	log.Info("gateway listening", "addr", ln.Addr().String(), "ops", ops.Addr().String())
+	// Either listener failing stops both: a gateway without its ops port
+	// would look dead to the load balancer anyway.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- httpapi.Serve(ctx, ln, g.Handler(), 10*time.Second) }()
+	go func() { errc <- httpapi.Serve(ctx, ops, g.OpsHandler(), 5*time.Second) }()
+	err = <-errc
+	cancel()
+	return errors.Join(err, <-errc)
 }

@@ -35,7 +35,7 @@ func run(ctx context.Context, env config.Env, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	nc, js, err := natsjs.Connect(ctx, cfg.Broker.NATSURL, "yzpay-tradefetcher", cfg.Broker.Replicas, cfg.StartupTimeout, log)
+	nc, js, err := natsjs.ConnectBroker(ctx, cfg.Broker, "yzpay-tradefetcher", cfg.StartupTimeout, log)
 	if err != nil {
 		return err
 	}
