@@ -140,7 +140,7 @@ func newClusterHarness(t *testing.T, c *natsCluster) (*harness, *balancer, []*pr
 	t.Helper()
 	h := &harness{t: t, log: testLogger(t), clusterURL: c.url(), replicas: 3, o: options{
 		notifySchedule: ms(20, 50, 100, 200), fetchSchedule: ms(20, 50, 100, 200),
-		youzanTimeout: 2 * time.Second, claimFor: time.Second,
+		youzanTimeout: 5 * time.Second, claimFor: time.Second,
 	}}
 	h.ctx, h.stop = context.WithCancel(context.Background())
 	t.Cleanup(h.stop)
