@@ -93,14 +93,15 @@ type harness struct {
 
 	natsDir  string
 	natsPort int
-	// clusterURL and replicas are set by the cluster test: every service
-	// gets all nodes' URLs and replicated streams.
-	clusterURL string
-	replicas   int
 	natsMu   sync.Mutex
 	ns       *embedded.Server
 	nc       *nats.Conn // the test's own connection (reconnects forever)
 	js       jetstream.JetStream
+
+	// clusterURL and replicas are set by the cluster test: every service
+	// gets all nodes' URLs and replicated streams.
+	clusterURL string
+	replicas   int
 
 	sb    *sandbox.Sandbox
 	sbURL string
