@@ -425,6 +425,7 @@ type composeFile struct {
 
 type composeService struct {
 	Image       string            `yaml:"image"`
+	Profiles    []string          `yaml:"profiles"`
 	Build       any               `yaml:"build"`
 	Command     []string          `yaml:"command"`
 	Entrypoint  []string          `yaml:"entrypoint"`
@@ -434,6 +435,9 @@ type composeService struct {
 	Expose      []string          `yaml:"expose"`
 	Volumes     []string          `yaml:"volumes"`
 	Restart     string            `yaml:"restart"`
+	Deploy      struct {
+		Replicas int `yaml:"replicas"`
+	} `yaml:"deploy"`
 	Healthcheck *struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
@@ -491,6 +495,10 @@ func loadCompose(t *testing.T) composeFile {
 
 // ours reports whether s runs our image (built from the Dockerfile).
 func (s composeService) ours() bool { return s.Build != nil }
+
+// single reports whether the service belongs to the default single-node
+// stack (no profile); the `cluster` profile is checked on its own.
+func (s composeService) single() bool { return len(s.Profiles) == 0 }
 
 // binary is what the container runs: the command's first word, and for the
 // yzpay CLI its subcommand ("yzpay migrate").
@@ -644,6 +652,9 @@ func TestComposeServicesAcceptTheirConfiguration(t *testing.T) {
 		if err := check(env); err != nil {
 			t.Errorf("service %s (%s) would refuse to start: %v", name, s.binary(), err)
 		}
+		if !s.single() {
+			continue
+		}
 		if v := env.Get("DATABASE_URL", ""); v != "" {
 			dbURLs[v] = true
 		}
@@ -694,7 +705,7 @@ func findService(t *testing.T, c composeFile, what string, pred func(composeServ
 	t.Helper()
 	var found []string
 	for _, name := range sortedKeys(c.Services) {
-		if pred(c.Services[name]) {
+		if c.Services[name].single() && pred(c.Services[name]) {
 			found = append(found, name)
 		}
 	}
@@ -1205,5 +1216,107 @@ func TestDeployDockerfile(t *testing.T) {
 	}
 	if u, _, _ := strings.Cut(user, ":"); u == "" || u == "root" || u == "0" {
 		t.Errorf("the final stage runs as %q; run as a non-root user", user)
+	}
+}
+
+// TestComposeClusterProfile: the `cluster` profile runs three clustered
+// JetStream nodes, each with its own volume, and two replicas of every
+// service that reach all three nodes and replicate the streams three ways.
+func TestComposeClusterProfile(t *testing.T) {
+	c := loadCompose(t)
+	inCluster := func(s composeService) bool { return slices.Contains(s.Profiles, "cluster") }
+	var nodes []string
+	for _, name := range sortedKeys(c.Services) {
+		if s := c.Services[name]; inCluster(s) && strings.HasPrefix(s.Image, "nats:") {
+			nodes = append(nodes, name)
+		}
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("profile cluster has NATS nodes %v, want 3", nodes)
+	}
+	volumes := map[string]bool{}
+	for _, name := range nodes {
+		s := c.Services[name]
+		cmd := strings.Join(s.Command, " ")
+		for _, want := range []string{"-js", "-sd /data", "-m 8222", "--name " + name, "--cluster_name yzpay", "--cluster nats://0.0.0.0:6222"} {
+			if !strings.Contains(cmd, want) {
+				t.Errorf("%s: command %q lacks %q", name, cmd, want)
+			}
+		}
+		for _, other := range nodes {
+			if !strings.Contains(cmd, "nats://"+other+":6222") {
+				t.Errorf("%s: routes do not name %s: %q", name, other, cmd)
+			}
+		}
+		for _, v := range s.Volumes {
+			if src, dst, _ := strings.Cut(v, ":"); dst == "/data" {
+				if volumes[src] {
+					t.Errorf("%s shares volume %s with another node; each node needs its own store", name, src)
+				}
+				volumes[src] = true
+			}
+		}
+		if s.Healthcheck == nil || !strings.Contains(strings.Join(s.Healthcheck.Test, " "), ":8222/healthz") {
+			t.Errorf("%s: healthcheck must query the monitoring port's /healthz", name)
+		}
+	}
+	if len(volumes) != 3 {
+		t.Errorf("NATS nodes keep JetStream on %d volumes, want 3", len(volumes))
+	}
+	starts := map[string]func(config.Env) (config.Broker, error){
+		"gateway": func(env config.Env) (config.Broker, error) {
+			g, err := config.LoadGateway(env)
+			return g.Broker, err
+		},
+		"tradefetcher": func(env config.Env) (config.Broker, error) {
+			f, err := config.LoadTradefetcher(env)
+			return f.Broker, err
+		},
+		"notifier": func(env config.Env) (config.Broker, error) {
+			n, err := config.LoadNotifier(env)
+			return n.Broker, err
+		},
+	}
+	seen := map[string]bool{}
+	for _, name := range sortedKeys(c.Services) {
+		s := c.Services[name]
+		load, ok := starts[s.binary()]
+		if !inCluster(s) || !s.ours() || !ok {
+			continue
+		}
+		seen[s.binary()] = true
+		if s.Deploy.Replicas != 2 {
+			t.Errorf("%s runs %d replicas, want 2", name, s.Deploy.Replicas)
+		}
+		b, err := load(composeEnv(t, s))
+		if err != nil {
+			t.Errorf("%s would refuse to start: %v", name, err)
+			continue
+		}
+		if b.Replicas != 3 {
+			t.Errorf("%s: NATS_REPLICAS %d, want 3", name, b.Replicas)
+		}
+		var hosts []string
+		for _, raw := range strings.Split(b.NATSURL, ",") {
+			u, err := url.Parse(raw)
+			if err != nil || u.User == nil {
+				t.Errorf("%s: a NATS_URL entry logs in as nobody (the nodes require a user)", name)
+				continue
+			}
+			hosts = append(hosts, u.Host)
+		}
+		for _, node := range nodes {
+			if !slices.Contains(hosts, node+":4222") {
+				t.Errorf("%s: NATS_URL %q does not name %s", name, b.NATSURL, node)
+			}
+			if s.DependsOn[node] != "service_healthy" {
+				t.Errorf("%s must wait for %s to be healthy", name, node)
+			}
+		}
+	}
+	for _, b := range sortedKeys(starts) {
+		if !seen[b] {
+			t.Errorf("profile cluster runs no %s", b)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/lease"
 	"github.com/yzpay/yzpay/shared/metrics"
 	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/store"
@@ -74,6 +75,9 @@ func New(cfg config.Tradefetcher, deps Deps) (*Fetcher, error) {
 	return &Fetcher{cfg: cfg, deps: deps, log: deps.Logger.With("service", "tradefetcher"), m: deps.Metrics}, nil
 }
 
+// SweepLease names the lease (in lease.DefaultBucket) whose holder sweeps.
+const SweepLease = "tradefetcher-sweeps"
+
 // Run consumes receipts, and sweeps for missed pushes and expired orders,
 // until ctx ends.
 func (f *Fetcher) Run(ctx context.Context) error {
@@ -88,7 +92,11 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = sw.Run(ctx)
+		// The sweeps run on one replica at a time: the one holding the lease.
+		_ = lease.Run(ctx, f.deps.JS, lease.Options{
+			Key: SweepLease, TTL: f.cfg.Sweep.LeaseTTL, Replicas: f.cfg.Broker.Replicas, Logger: f.log,
+			OnChange: func(held bool) { f.m.SweepLeaseHeld.Set(map[bool]float64{true: 1}[held]) },
+		}, sw.Run)
 	}()
 	err = natsjs.Consume(ctx, cons, f.handle, natsjs.ConsumeOptions{
 		Batch:        f.cfg.Batch,

@@ -129,6 +129,10 @@ type Sweep struct {
 	// OrderTTL: an order still unpaid this long after creation is closed.
 	OrderTTL time.Duration // ORDER_TTL
 	Batch    int           // orders per sweep and kind; default 200
+	// LeaseTTL: the sweeps run on one tradefetcher replica at a time, the
+	// holder of a lease in JetStream; a dead holder's lease passes to
+	// another replica this long after its last renewal. 0 = 15s.
+	LeaseTTL time.Duration
 }
 
 // Tradefetcher is the tradefetcher process's configuration.

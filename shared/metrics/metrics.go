@@ -37,6 +37,8 @@ type Metrics struct {
 	Redeliveries *prometheus.CounterVec // consumer
 	Reconciled   *prometheus.CounterVec // result
 	Expired      prometheus.Counter
+	// SweepLeaseHeld is 1 on the one tradefetcher replica that sweeps.
+	SweepLeaseHeld prometheus.Gauge
 
 	// PushToDelivery is what the merchant experiences: from the gateway
 	// storing Youzan's push to the merchant's 2xx, retries included.
@@ -115,6 +117,9 @@ func New() *Metrics {
 		Expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yzpay_orders_expired_total", Help: "Unpaid orders closed after ORDER_TTL.",
 		}),
+		SweepLeaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "yzpay_sweep_lease_held", Help: "1 while this tradefetcher holds the sweep lease (runs reconciliation and expiry), else 0.",
+		}),
 		PushToDelivery: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "yzpay_push_to_delivery_seconds",
 			Help:    "Time from the gateway storing a Youzan push (or the reconciler finding the trade) to a merchant endpoint answering 2xx for its event, retries included; replays are not counted.",
@@ -146,7 +151,8 @@ func New() *Metrics {
 		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.DeliveryDuration,
 		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch, m.PushToDelivery,
 		m.StreamMessages, m.StreamBytes, m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered,
-		m.ConsumerOldestAge, m.LagPollErrors} {
+		m.ConsumerOldestAge, m.LagPollErrors,
+		m.SweepLeaseHeld} {
 		f(c)
 	}
 	return m

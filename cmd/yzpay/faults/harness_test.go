@@ -98,6 +98,11 @@ type harness struct {
 	nc       *nats.Conn // the test's own connection (reconnects forever)
 	js       jetstream.JetStream
 
+	// clusterURL and replicas are set by the cluster test: every service
+	// gets all nodes' URLs and replicated streams.
+	clusterURL string
+	replicas   int
+
 	sb    *sandbox.Sandbox
 	sbURL string
 
@@ -231,7 +236,12 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func (h *harness) natsURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort) }
+func (h *harness) natsURL() string {
+	if h.clusterURL != "" {
+		return h.clusterURL
+	}
+	return fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort)
+}
 
 func (h *harness) startNATS() {
 	h.t.Helper()
@@ -282,7 +292,7 @@ func (h *harness) conn(name string) (*nats.Conn, jetstream.JetStream, *postgres.
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
-	nc, js, err := natsjs.Connect(ctx, h.natsURL(), name, 1, 30*time.Second, h.log.With("service", name))
+	nc, js, err := natsjs.Connect(ctx, h.natsURL(), name, max(h.replicas, 1), 30*time.Second, h.log.With("service", name))
 	if err != nil {
 		h.t.Fatalf("%s: %v", name, err)
 	}
@@ -381,6 +391,7 @@ func (h *harness) startFetcher() *proc {
 		StoreRetry:    300 * time.Millisecond,
 		Grace:         time.Millisecond,
 		AckWait:       ackWait,
+		Broker:        config.Broker{Replicas: h.replicas},
 		// Reconciliation off: the ledger must prove the push path itself.
 		Sweep: config.Sweep{Interval: time.Hour, OrderTTL: 24 * time.Hour},
 	}, tradefetcher.Deps{Store: st, JS: js, Youzan: h.youzanClient(m), Metrics: m, Logger: h.log})

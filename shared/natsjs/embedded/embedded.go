@@ -6,6 +6,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -25,6 +26,19 @@ type Options struct {
 	// of NATS credentials; `yzpay serve` leaves them empty).
 	Username string
 	Password string
+	// Name is the server's name, unique within a cluster; default
+	// "yzpay-embedded".
+	Name string
+	// Cluster, when its Name is set, makes the server one node of a
+	// JetStream cluster (tests start three on loopback ports).
+	Cluster Cluster
+}
+
+// Cluster is a node's membership of a NATS cluster.
+type Cluster struct {
+	Name   string
+	Port   int      // route listener on Host
+	Routes []string // every node's route URL, nats://host:port (its own is ignored)
 }
 
 // Server is a running embedded server.
@@ -42,8 +56,12 @@ func Start(o Options) (*Server, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
+	name := o.Name
+	if name == "" {
+		name = "yzpay-embedded"
+	}
 	so := &server.Options{
-		ServerName: "yzpay-embedded",
+		ServerName: name,
 		JetStream:  true,
 		StoreDir:   o.StoreDir,
 		Host:       host,
@@ -58,6 +76,16 @@ func Start(o Options) (*Server, error) {
 	}
 	if o.Listen && o.Port == 0 {
 		so.Port = server.RANDOM_PORT
+	}
+	if o.Cluster.Name != "" {
+		so.Cluster = server.ClusterOpts{Name: o.Cluster.Name, Host: host, Port: o.Cluster.Port}
+		for _, r := range o.Cluster.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("embedded nats: route %q: %w", r, err)
+			}
+			so.Routes = append(so.Routes, u)
+		}
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {
@@ -116,6 +144,9 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	}
 	return nats.Connect("", append(opts, nats.InProcessServer(s.srv))...)
 }
+
+// Name is the server's name, as JetStream reports stream leaders.
+func (s *Server) Name() string { return s.srv.Name() }
 
 // Shutdown stops the server and waits for it.
 func (s *Server) Shutdown() {
