@@ -98,9 +98,11 @@ type Store interface {
 	// RecordReceiptTry counts one more attempt that did not find the trade
 	// (domain.ErrNotFound if the receipt is no longer stored).
 	RecordReceiptTry(ctx context.Context, tid string, try domain.ReceiptTry) (domain.ParkedReceipt, error)
-	// ResolveReceipt forgets a receipt once it is back in the pipeline; a
-	// tid not stored is no error.
-	ResolveReceipt(ctx context.Context, tid string) error
+	// ResolveReceipt forgets a receipt once it is back in the pipeline,
+	// unless it was parked again since it was read with attempts (the
+	// republished receipt may already have come back not found); a tid not
+	// stored is no error.
+	ResolveReceipt(ctx context.Context, tid string, attempts int) error
 	ListReceipts(ctx context.Context, f ReceiptFilter) ([]domain.ParkedReceipt, error)
 	// ReopenReceipt makes a receipt (dead or parked) due at at, for an
 	// operator's replay; its FirstSeen stays, so a dead one that is still

@@ -111,8 +111,8 @@ func (s *Store) RecordReceiptTry(ctx context.Context, tid string, try domain.Rec
 }
 
 // ResolveReceipt deletes tid's row.
-func (s *Store) ResolveReceipt(ctx context.Context, tid string) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM parked_receipts WHERE tid = $1`, tid); err != nil {
+func (s *Store) ResolveReceipt(ctx context.Context, tid string, attempts int) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM parked_receipts WHERE tid = $1 AND attempts = $2`, tid, attempts); err != nil {
 		return fmt.Errorf("postgres store: resolve receipt %q: %w", tid, err)
 	}
 	return nil

@@ -126,9 +126,9 @@ func (s *Store) RecordReceiptTry(ctx context.Context, tid string, try domain.Rec
 }
 
 // ResolveReceipt deletes tid's row.
-func (s *Store) ResolveReceipt(ctx context.Context, tid string) error {
+func (s *Store) ResolveReceipt(ctx context.Context, tid string, attempts int) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM parked_receipts WHERE tid = ?`, tid)
+		_, err := tx.ExecContext(ctx, `DELETE FROM parked_receipts WHERE tid = ? AND attempts = ?`, tid, attempts)
 		return err
 	})
 	if err != nil {

@@ -1242,9 +1242,17 @@ func testParkedReceipts(t *testing.T, s store.Store) {
 		t.Fatalf("RecordReceiptTry(unknown) = %v, want ErrNotFound", err)
 	}
 
-	// Resolved receipts are gone; resolving twice is harmless.
+	// A receipt parked again after it was read (attempts moved on) is not
+	// resolved by the stale reader; resolved receipts are gone; resolving
+	// twice is harmless.
+	if err := s.ResolveReceipt(ctx(t), "E20260101000000000000001", r.Attempts-1); err != nil {
+		t.Fatalf("ResolveReceipt(stale): %v", err)
+	}
+	if got := listReceipts(t, s, domain.ReceiptParked); !slices.Contains(receiptTIDs(got), "E20260101000000000000001") {
+		t.Fatalf("a stale ResolveReceipt removed a receipt parked again since: %v", receiptTIDs(got))
+	}
 	for range 2 {
-		if err := s.ResolveReceipt(ctx(t), "E20260101000000000000001"); err != nil {
+		if err := s.ResolveReceipt(ctx(t), "E20260101000000000000001", r.Attempts); err != nil {
 			t.Fatalf("ResolveReceipt: %v", err)
 		}
 	}
