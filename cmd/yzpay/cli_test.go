@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/store/sqlite"
 )
 
@@ -98,5 +99,54 @@ func TestServeRefusesWithoutConfig(t *testing.T) {
 	}
 	if n := strings.Count(strings.TrimSpace(errs), "\n"); n != 0 {
 		t.Errorf("want one line, got:\n%s", errs)
+	}
+}
+
+// An operator lists dead receipts (trades Youzan never knew) and replays one:
+// it becomes due again in the store the running tradefetcher reads.
+func TestReceiptsListAndReplay(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // no envrc here
+	t.Setenv("DATA_DIR", dir)
+	t.Setenv("DATABASE_URL", "")
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "yzpay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := st.ParkReceipts(ctx, []domain.ParkedReceipt{
+		{TID: "E20260101000000000000001", Type: "trade_TradePaid", Body: []byte(`{}`), LastError: "trade not found", LastTryAt: now, NextTryAt: now.Add(time.Hour)},
+		{TID: "E20260101000000000000002", Type: "trade_TradePaid", Body: []byte(`{}`), LastTryAt: now, NextTryAt: now.Add(time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RecordReceiptTry(ctx, "E20260101000000000000001", domain.ReceiptTry{At: now, Error: "trade not found", Dead: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errs := runCLI(t, "receipts", "list", "--state", "dead")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "E20260101000000000000001") || !strings.Contains(out, "dead") || strings.Contains(out, "E20260101000000000000002") {
+		t.Errorf("dead list shows the wrong rows:\n%s", out)
+	}
+	if code, _, errs := runCLI(t, "receipts", "list", "--state", "lost"); code != 2 || !strings.Contains(errs, "--state") {
+		t.Errorf("bad --state: exit %d, %q", code, errs)
+	}
+	if code, out, errs := runCLI(t, "receipts", "replay", "E20260101000000000000001"); code != 0 || !strings.Contains(out, "replayed") {
+		t.Fatalf("replay: exit %d, %q %q", code, out, errs)
+	}
+	if code, _, errs := runCLI(t, "receipts", "replay", "E29999999999999999999999"); code != 1 || !strings.Contains(errs, "no parked or dead receipt") {
+		t.Errorf("replay of an unknown tid: exit %d, %q", code, errs)
+	}
+	rs, err := st.ListReceipts(ctx, store.ReceiptFilter{State: domain.ReceiptDead})
+	if err != nil || len(rs) != 0 {
+		t.Errorf("after replay, dead receipts: %+v, %v (want none: it is parked and due)", rs, err)
 	}
 }

@@ -271,6 +271,78 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return 0
 }
 
+const receiptsUsage = "Usage:\n  yzpay receipts list [--state dead|parked] [--limit N]\n  yzpay receipts replay TID...\n"
+
+// cmdReceipts shows receipts whose trade Youzan did not know (parked, then
+// dead after FETCH_GIVE_UP_AFTER) and replays them. A replay only marks the
+// receipt due in the store: the running tradefetcher asks Youzan once more
+// and republishes it if the trade exists, so no broker connection is needed
+// and it works against `yzpay serve` too.
+func cmdReceipts(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprint(stderr, receiptsUsage)
+			return 0
+		}
+		fmt.Fprintln(stderr, "usage: yzpay receipts list|replay ... (see yzpay help receipts)")
+		return 2
+	}
+	sub := args[0]
+	fs := newFlags("receipts "+sub, "receipts "+sub, stderr)
+	state := fs.String("state", "", "dead or parked (list)")
+	limit := fs.Int("limit", 100, "rows to list")
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	switch *state {
+	case "", domain.ReceiptDead, domain.ReceiptParked:
+	default:
+		fmt.Fprintln(stderr, "yzpay receipts list: --state must be dead or parked")
+		return 2
+	}
+	if sub == "replay" && fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "yzpay receipts replay: name the TIDs to replay")
+		return 2
+	}
+	tc, _, ok := setupTool(stderr)
+	if !ok {
+		return 2
+	}
+	st, _, err := app.OpenStore(ctx, tc)
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay receipts:", process.Line(err))
+		return process.ExitFailure
+	}
+	defer st.Close()
+	if sub == "list" {
+		rs, err := st.ListReceipts(ctx, store.ReceiptFilter{State: *state, Limit: *limit})
+		if err != nil {
+			fmt.Fprintln(stderr, "yzpay receipts list:", process.Line(err))
+			return 1
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TID\tTYPE\tSTATE\tATTEMPTS\tFIRST_SEEN\tLAST_TRY\tLAST_ERROR")
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.TID, r.Type, r.State, r.Attempts,
+				r.FirstSeen.Format(time.RFC3339), r.LastTryAt.Format(time.RFC3339), oneLine(r.LastError))
+		}
+		tw.Flush()
+		return 0
+	}
+	for _, tid := range fs.Args() {
+		if _, err := st.ReopenReceipt(ctx, tid, time.Now()); err != nil {
+			if errors.Is(err, domain.ErrNotFound) {
+				fmt.Fprintf(stderr, "yzpay receipts replay %s: no parked or dead receipt for that tid\n", tid)
+			} else {
+				fmt.Fprintf(stderr, "yzpay receipts replay %s: %s\n", tid, process.Line(err))
+			}
+			return 1
+		}
+		fmt.Fprintf(stdout, "replayed %s: the tradefetcher asks Youzan again now and republishes the receipt if the trade exists\n", tid)
+	}
+	return 0
+}
+
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > 80 {

@@ -274,6 +274,7 @@ func TestReadmeConfigDefaults(t *testing.T) {
 		"PUSH_FORMAT":          {config.FormatForm},
 		"PUSH_RETRY_SCHEDULE":  {durationList(config.DefaultPushRetrySchedule)},
 		"FETCH_RETRY_SCHEDULE": {durationList(config.DefaultFetchRetrySchedule)},
+		"FETCH_GIVE_UP_AFTER":  {durationList([]time.Duration{config.DefaultFetchGiveUpAfter})},
 		"METRICS_ADDR":         {config.DefaultTradefetcherMetricsAddr, config.DefaultNotifierMetricsAddr},
 		"ORDER_TTL":            {durationList([]time.Duration{config.DefaultOrderTTL})},
 		"RECONCILE_INTERVAL":   {durationList([]time.Duration{config.DefaultReconcileInterval})},

@@ -1,6 +1,6 @@
 // Command yzpay is the single-binary distribution and the operator's CLI:
 // serve runs the gateway, tradefetcher and notifier in one process; migrate,
-// sandbox and deliveries are the tools around it. Run `yzpay help`.
+// sandbox, deliveries and receipts are the tools around it. Run `yzpay help`.
 package main
 
 import (
@@ -20,6 +20,8 @@ Usage:
   yzpay sandbox [--addr A]    run the Youzan sandbox server on its own
   yzpay deliveries list [--state failed|pending|delivered] [--endpoint URL]
   yzpay deliveries replay (EVENT_ID... | --all-failed) [--endpoint URL]
+  yzpay receipts list [--state dead|parked] [--limit N]
+  yzpay receipts replay TID...
   yzpay version               print the version
   yzpay help [command]        this text, or a command's flags
 
@@ -45,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"migrate":    cmdMigrate,
 		"sandbox":    cmdSandbox,
 		"deliveries": cmdDeliveries,
+		"receipts":   cmdReceipts,
 		"version": func(_ context.Context, _ []string, out, _ io.Writer) int {
 			fmt.Fprintln(out, "yzpay", versionString())
 			return 0

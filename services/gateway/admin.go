@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -42,6 +43,87 @@ func (g *Gateway) adminRoutes(r *httprouter.Router) {
 	}
 	r.GET("/api/admin/deliveries", g.auth(g.cfg.AdminKey, g.listDeliveries))
 	r.POST("/api/admin/deliveries/:event_id/replay", g.auth(g.cfg.AdminKey, g.replayDelivery))
+	r.GET("/api/admin/receipts", g.auth(g.cfg.AdminKey, g.listReceipts))
+	r.POST("/api/admin/receipts/:tid/replay", g.auth(g.cfg.AdminKey, g.replayReceipt))
+}
+
+// receiptJSON is a parked or dead receipt (README, "Admin API"); the push
+// body stays in the store.
+type receiptJSON struct {
+	TID         string `json:"tid"`
+	Type        string `json:"type"`
+	Status      string `json:"status"`
+	State       string `json:"state"`
+	Attempts    int    `json:"attempts"`
+	LastError   string `json:"last_error"`
+	FirstSeenAt string `json:"first_seen_at"`
+	LastTryAt   string `json:"last_try_at"`
+	NextTryAt   string `json:"next_try_at"`
+	DeadAt      string `json:"dead_at"`
+}
+
+func toReceiptJSON(p domain.ParkedReceipt) receiptJSON {
+	return receiptJSON{
+		TID: p.TID, Type: p.Type, Status: p.Status, State: p.State, Attempts: p.Attempts, LastError: p.LastError,
+		FirstSeenAt: rfc3339(p.FirstSeen), LastTryAt: rfc3339(p.LastTryAt), NextTryAt: rfc3339(p.NextTryAt),
+		DeadAt: rfc3339(p.DeadAt),
+	}
+}
+
+func (g *Gateway) listReceipts(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	switch state {
+	case "", domain.ReceiptParked, domain.ReceiptDead:
+	default:
+		g.writeErr(w, r, domain.Errorf(domain.CodeInvalidState, "state must be parked or dead"))
+		return
+	}
+	limit, ok := g.adminLimit(w, r)
+	if !ok {
+		return
+	}
+	rs, err := g.deps.Store.ListReceipts(r.Context(), store.ReceiptFilter{State: state, Limit: limit})
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	out := make([]receiptJSON, 0, len(rs))
+	for _, p := range rs {
+		out = append(out, toReceiptJSON(p))
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"receipts": out})
+}
+
+// replayReceipt makes a parked or dead receipt due now: the tradefetcher
+// asks Youzan once more and, if the trade exists, puts the receipt back into
+// the pipeline; if not, a dead receipt is dead again.
+func (g *Gateway) replayReceipt(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	tid := ps.ByName("tid")
+	p, err := g.deps.Store.ReopenReceipt(r.Context(), tid, time.Now())
+	if errors.Is(err, domain.ErrNotFound) {
+		err = domain.Wrap(err, domain.CodeReceiptNotFound, "no parked or dead receipt for that tid")
+	}
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	g.log.Info("receipt replayed by operator", "tid", p.TID, "attempts", p.Attempts)
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"replayed": toReceiptJSON(p)})
+}
+
+// adminLimit reads ?limit (1 to 1000, default 100), answering the error itself.
+func (g *Gateway) adminLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return 100, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 1000 {
+		g.writeErr(w, r, domain.Errorf(domain.CodeInvalidLimit, "limit must be 1 to 1000"))
+		return 0, false
+	}
+	return n, true
 }
 
 func (g *Gateway) listDeliveries(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -53,14 +135,9 @@ func (g *Gateway) listDeliveries(w http.ResponseWriter, r *http.Request, _ httpr
 		g.writeErr(w, r, domain.Errorf(domain.CodeInvalidState, "state must be pending, delivered or failed"))
 		return
 	}
-	limit := 100
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			g.writeErr(w, r, domain.Errorf(domain.CodeInvalidLimit, "limit must be 1 to 1000"))
-			return
-		}
-		limit = n
+	limit, ok := g.adminLimit(w, r)
+	if !ok {
+		return
 	}
 	ds, err := g.deps.Store.ListDeliveries(r.Context(), store.DeliveryFilter{State: state, Endpoint: q.Get("endpoint"), Limit: limit})
 	if err != nil {

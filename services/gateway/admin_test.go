@@ -12,6 +12,7 @@ import (
 	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/replay"
+	"github.com/yzpay/yzpay/shared/store"
 )
 
 // fakeReplayer is the gateway's Replayer port.
@@ -117,4 +118,70 @@ func TestAdminReplay(t *testing.T) {
 			t.Errorf("%d %s", r.Status, r.Body)
 		}
 	})
+}
+
+type receiptsAnswer struct {
+	Receipts []struct {
+		TID       string `json:"tid"`
+		Type      string `json:"type"`
+		State     string `json:"state"`
+		Attempts  int    `json:"attempts"`
+		LastError string `json:"last_error"`
+		DeadAt    string `json:"dead_at"`
+		NextTryAt string `json:"next_try_at"`
+	} `json:"receipts"`
+}
+
+// Dead receipts (trade never found) are listed, and a replay makes one due
+// again; unknown tids and bad queries get their error codes.
+func TestAdminListsAndReplaysDeadReceipts(t *testing.T) {
+	e := newEnv(t, withAdmin(nil))
+	ctx := context.Background()
+	now := time.Now().UTC()
+	err := e.store.ParkReceipts(ctx, []domain.ParkedReceipt{
+		{TID: "E20260101000000000000001", Type: "trade_TradePaid", Body: []byte(`{}`), LastError: "trade not found",
+			LastTryAt: now.Add(-time.Hour), NextTryAt: now.Add(time.Hour)},
+		{TID: "E20260101000000000000002", Type: "trade_TradePaid", Body: []byte(`{}`), LastTryAt: now, NextTryAt: now.Add(time.Hour)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.RecordReceiptTry(ctx, "E20260101000000000000001", domain.ReceiptTry{At: now, Error: "trade not found", Dead: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := e.do(http.MethodGet, "/api/admin/receipts?state=dead", nil, bearer(adminKey))
+	if r.Status != http.StatusOK {
+		t.Fatalf("%d: %s", r.Status, r.Body)
+	}
+	got := decode[receiptsAnswer](t, r).Receipts
+	if len(got) != 1 || got[0].TID != "E20260101000000000000001" || got[0].State != domain.ReceiptDead ||
+		got[0].Attempts != 2 || got[0].DeadAt == "" || got[0].LastError != "trade not found" {
+		t.Fatalf("dead receipts: %+v", got)
+	}
+	if all := decode[receiptsAnswer](t, e.do(http.MethodGet, "/api/admin/receipts", nil, bearer(adminKey))).Receipts; len(all) != 2 {
+		t.Errorf("all receipts: %+v", all)
+	}
+
+	r = e.do(http.MethodPost, "/api/admin/receipts/E20260101000000000000001/replay", nil, bearer(adminKey))
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("replay: %d %s", r.Status, r.Body)
+	}
+	rs, err := e.store.ListReceipts(ctx, store.ReceiptFilter{State: domain.ReceiptParked})
+	if err != nil || len(rs) != 2 || rs[0].TID != "E20260101000000000000001" || rs[0].NextTryAt.After(time.Now()) {
+		t.Fatalf("after replay the receipt must be parked and due now: %+v, %v", rs, err)
+	}
+
+	if r := e.do(http.MethodPost, "/api/admin/receipts/E29999999999999999999999/replay", nil, bearer(adminKey)); r.Status != http.StatusNotFound ||
+		!strings.Contains(string(r.Body), `"receipt_not_found"`) {
+		t.Errorf("replay of an unknown tid: %d %s", r.Status, r.Body)
+	}
+	for _, q := range []string{"state=failed", "limit=0", "limit=x"} {
+		if r := e.do(http.MethodGet, "/api/admin/receipts?"+q, nil, bearer(adminKey)); r.Status != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", q, r.Status, r.Body)
+		}
+	}
+	if r := e.do(http.MethodGet, "/api/admin/receipts", nil, bearer(apiKey)); r.Status != http.StatusUnauthorized {
+		t.Errorf("receipts with the merchant key: %d", r.Status)
+	}
 }

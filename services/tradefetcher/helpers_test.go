@@ -93,6 +93,8 @@ type env struct {
 	youzan *fakeYouzan
 	m      *metrics.Metrics
 	log    *slog.Logger
+	// giveUpAfter is FETCH_GIVE_UP_AFTER for start; 0 = the default.
+	giveUpAfter time.Duration
 }
 
 func newEnv(t *testing.T) *env {
@@ -133,6 +135,7 @@ func (e *env) start() {
 	e.t.Helper()
 	f, err := New(config.Tradefetcher{
 		RetrySchedule: retrySchedule,
+		GiveUpAfter:   e.giveUpAfter,
 		StoreRetry:    100 * time.Millisecond,
 		Grace:         time.Second,
 		// The built-in sweeper must stay out of the way; tests sweep by hand.

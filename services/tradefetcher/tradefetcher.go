@@ -69,6 +69,12 @@ func New(cfg config.Tradefetcher, deps Deps) (*Fetcher, error) {
 	if cfg.Grace <= 0 {
 		cfg.Grace = 10 * time.Second
 	}
+	if cfg.GiveUpAfter <= 0 {
+		cfg.GiveUpAfter = config.DefaultFetchGiveUpAfter
+	}
+	if cfg.ParkPoll <= 0 {
+		cfg.ParkPoll = min(max(cfg.RetrySchedule[0], 50*time.Millisecond), time.Second)
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
@@ -98,6 +104,11 @@ func (f *Fetcher) Run(ctx context.Context) error {
 			OnChange: func(held bool) { f.m.SweepLeaseHeld.Set(map[bool]float64{true: 1}[held]) },
 		}, sw.Run)
 	}()
+	parkedDone := make(chan struct{})
+	go func() {
+		defer close(parkedDone)
+		f.runParked(ctx)
+	}()
 	err = natsjs.Consume(ctx, cons, f.handle, natsjs.ConsumeOptions{
 		Batch:        f.cfg.Batch,
 		AckWait:      ccfg.AckWait,
@@ -106,6 +117,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	}, f.cfg.Grace)
 	cancel()
 	<-done
+	<-parkedDone
 	return err
 }
 
@@ -116,6 +128,7 @@ type item struct {
 	trade youzan.Trade
 	err   error
 	done  bool // acked/naked/termed already
+	park  bool // trade not found: to be parked in the store, then acked
 }
 
 func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
@@ -126,6 +139,7 @@ func (f *Fetcher) handle(ctx context.Context, msgs []jetstream.Msg) {
 	t0 := time.Now()
 	f.fetchTrades(ctx, items)
 	t1 := time.Now()
+	f.park(ctx, items)
 	defer func() {
 		if f.log.Enabled(ctx, slog.LevelDebug) {
 			f.log.Debug("batch handled", "size", len(msgs), "trade_get", t1.Sub(t0), "total", time.Since(t0))
@@ -282,6 +296,13 @@ func (f *Fetcher) fetchTrades(ctx context.Context, items []*item) {
 			continue
 		}
 		switch {
+		case youzan.IsNotFound(it.err):
+			// Parked rather than naked: a naked message stays ack-pending
+			// while it waits, so a flood of unknown trades would hold the
+			// consumer's slots and delay real receipts (docs/security.md,
+			// "Receipts for unknown trades").
+			it.park = true
+			it.done = true
 		case it.err != nil:
 			n := natsjs.Delivered(it.msg)
 			delay := natsjs.Step(f.cfg.RetrySchedule, n)

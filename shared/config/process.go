@@ -37,6 +37,7 @@ const (
 	DefaultReconcileInterval       = time.Minute
 	DefaultDataDir                 = "./data"
 	DefaultStartupTimeout          = 30 * time.Second
+	DefaultFetchGiveUpAfter        = 24 * time.Hour
 
 	// OpsSame as OPS_ADDR serves /metrics, /healthz and /readyz on the
 	// gateway's own listener, as before OPS_ADDR existed.
@@ -146,7 +147,15 @@ type Tradefetcher struct {
 	// (FETCH_RETRY_SCHEDULE). Past its end the last delay repeats: a
 	// receipt is never dropped for Youzan's sake.
 	RetrySchedule []time.Duration
-	Sweep         Sweep
+	// GiveUpAfter: a receipt whose trade Youzan keeps answering "not
+	// found" is retried (parked in the store, off the consumer) this long
+	// after it was first seen, then kept as dead (FETCH_GIVE_UP_AFTER).
+	GiveUpAfter time.Duration
+	Sweep       Sweep
+
+	// ParkPoll: how often parked receipts are checked for being due;
+	// 0 = the first FETCH_RETRY_SCHEDULE step, between 50ms and 1s.
+	ParkPoll time.Duration
 
 	Batch   int // messages fetched at once; default 64
 	Workers int // trade.get calls in flight; default 16
@@ -404,6 +413,11 @@ func loadTradefetcher(env Env, p *problems) Tradefetcher {
 	var err error
 	t.RetrySchedule, err = env.Durations("FETCH_RETRY_SCHEDULE", DefaultFetchRetrySchedule)
 	p.add(err)
+	t.GiveUpAfter, err = env.Duration("FETCH_GIVE_UP_AFTER", DefaultFetchGiveUpAfter)
+	p.add(err)
+	if err == nil && t.GiveUpAfter <= 0 {
+		p.add(errors.New("config: FETCH_GIVE_UP_AFTER must be a positive duration"))
+	}
 	t.Sweep.OrderTTL, err = env.Duration("ORDER_TTL", DefaultOrderTTL)
 	p.add(err)
 	t.Sweep.Interval, err = env.Duration("RECONCILE_INTERVAL", DefaultReconcileInterval)
@@ -653,7 +667,7 @@ func (g Gateway) Banner(w io.Writer) {
 // Banner prints the settings, secrets shown only as set or unset.
 func (t Tradefetcher) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  metrics       %s\n", t.MetricsAddr)
-	fmt.Fprintf(w, "  fetch retries %s\n", durations(t.RetrySchedule))
+	fmt.Fprintf(w, "  fetch retries %s   give up unknown trades after %s\n", durations(t.RetrySchedule), t.GiveUpAfter)
 	fmt.Fprintf(w, "  order ttl     %s   reconcile every %s\n", t.Sweep.OrderTTL, t.Sweep.Interval)
 	t.Youzan.banner(w)
 	t.Broker.banner(w, t.DatabaseURL)

@@ -25,6 +25,7 @@ const (
 	CodeInvalidState     Code = "invalid_state"
 	CodeInvalidLimit     Code = "invalid_limit"
 	CodeDeliveryNotFound Code = "delivery_not_found"
+	CodeReceiptNotFound  Code = "receipt_not_found"
 	CodeNotFound         Code = "not_found"
 	CodeMethodNotAllowed Code = "method_not_allowed"
 

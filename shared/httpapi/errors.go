@@ -35,6 +35,7 @@ var statuses = map[domain.Code]int{
 	domain.CodeInvalidState:      http.StatusBadRequest,
 	domain.CodeInvalidLimit:      http.StatusBadRequest,
 	domain.CodeDeliveryNotFound:  http.StatusNotFound,
+	domain.CodeReceiptNotFound:   http.StatusNotFound,
 	domain.CodeReplayUnavailable: http.StatusNotImplemented,
 	domain.CodeNotFound:          http.StatusNotFound,
 	domain.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,

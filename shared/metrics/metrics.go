@@ -28,6 +28,11 @@ type Metrics struct {
 	TradeEvents *prometheus.CounterVec // status: events published
 	// AmountMismatch counts orders paid with another amount than their price.
 	AmountMismatch prometheus.Counter
+	// ReceiptsParked counts receipts set aside in the store because Youzan
+	// did not know their trade; ReceiptsGivenUp those kept as dead after
+	// FETCH_GIVE_UP_AFTER.
+	ReceiptsParked  prometheus.Counter
+	ReceiptsGivenUp prometheus.Counter
 
 	Deliveries        *prometheus.CounterVec   // result
 	DeliveryDuration  *prometheus.HistogramVec // result
@@ -105,6 +110,12 @@ func New() *Metrics {
 			Name: "yzpay_delivery_attempt_number", Help: "Attempt number of each merchant push attempt.",
 			Buckets: []float64{1, 2, 3, 4, 5, 6, 8, 11},
 		}),
+		ReceiptsParked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yzpay_receipts_parked_total", Help: "Receipts whose trade Youzan answered not found, set aside in the store and retried from there.",
+		}),
+		ReceiptsGivenUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yzpay_receipts_given_up_total", Help: "Receipts whose trade Youzan still did not know after FETCH_GIVE_UP_AFTER, kept as dead receipts.",
+		}),
 		DeliveriesGivenUp: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yzpay_deliveries_given_up_total", Help: "Event deliveries to one endpoint abandoned after the whole retry schedule.",
 		}),
@@ -150,6 +161,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.HTTPRequests, m.HTTPRequestDuration, m.APIErrors, m.PushesReceived,
 		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.DeliveryDuration,
 		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch, m.PushToDelivery,
+		m.ReceiptsParked, m.ReceiptsGivenUp,
 		m.StreamMessages, m.StreamBytes, m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered,
 		m.ConsumerOldestAge, m.LagPollErrors,
 		m.SweepLeaseHeld} {

@@ -41,6 +41,12 @@ type DeliveryFilter struct {
 	Limit    int    // default 100, max 1000
 }
 
+// ReceiptFilter selects parked receipts, ordered by (FirstSeen, TID).
+type ReceiptFilter struct {
+	State string // domain.ReceiptParked, domain.ReceiptDead, or "" for both
+	Limit int    // default 100, max 1000
+}
+
 // Store is implemented by postgres.Store and sqlite.Store.
 type Store interface {
 	// Reserve creates the order or returns the existing one (domain.ErrConflict if
@@ -78,6 +84,31 @@ type Store interface {
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]domain.Delivery, error)
 	// ReopenDelivery clears GivenUpAt (and DeliveredAt) so a replay counts on.
 	ReopenDelivery(ctx context.Context, eventID, endpoint string) (domain.Delivery, error)
+
+	// ParkReceipts stores, in one transaction, receipts whose trade Youzan
+	// did not find; each counts as one attempt at its LastTryAt. A trade id
+	// already stored keeps its FirstSeen, State and NextTryAt (a re-push
+	// neither postpones nor revives it) and counts one attempt more; the
+	// body, type and status become the latest push's.
+	ParkReceipts(ctx context.Context, rs []domain.ParkedReceipt) error
+	// DueReceipts takes up to limit parked receipts whose NextTryAt is at
+	// or before now, earliest first, and moves their NextTryAt to now+lease
+	// so that other retriers leave them alone meanwhile.
+	DueReceipts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.ParkedReceipt, error)
+	// RecordReceiptTry counts one more attempt that did not find the trade
+	// (domain.ErrNotFound if the receipt is no longer stored).
+	RecordReceiptTry(ctx context.Context, tid string, try domain.ReceiptTry) (domain.ParkedReceipt, error)
+	// ResolveReceipt forgets a receipt once it is back in the pipeline,
+	// unless it was parked again since it was read with attempts (the
+	// republished receipt may already have come back not found); a tid not
+	// stored is no error.
+	ResolveReceipt(ctx context.Context, tid string, attempts int) error
+	ListReceipts(ctx context.Context, f ReceiptFilter) ([]domain.ParkedReceipt, error)
+	// ReopenReceipt makes a receipt (dead or parked) due at at, for an
+	// operator's replay; its FirstSeen stays, so a dead one that is still
+	// not found is given up again after that one try. domain.ErrNotFound
+	// if no such receipt.
+	ReopenReceipt(ctx context.Context, tid string, at time.Time) (domain.ParkedReceipt, error)
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -49,6 +49,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListOrders", testListOrders},
 		{"Deliveries", testDeliveries},
 		{"DeliveryBatch", testDeliveryBatch},
+		{"ParkedReceipts", testParkedReceipts},
+		{"ParkedReceiptsLease", testParkedReceiptsLease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1126,5 +1128,198 @@ func CheckHistory(t *testing.T, got, want []HistoryRow) {
 	t.Helper()
 	if !slices.Equal(got, want) {
 		t.Errorf("observations table:\n got %v\nwant %v", got, want)
+	}
+}
+
+// --- parked receipts ---
+
+func receiptTIDs(rs []domain.ParkedReceipt) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.TID
+	}
+	return out
+}
+
+func listReceipts(t testing.TB, s store.Store, state string) []domain.ParkedReceipt {
+	t.Helper()
+	rs, err := s.ListReceipts(ctx(t), store.ReceiptFilter{State: state})
+	if err != nil {
+		t.Fatalf("ListReceipts(%q): %v", state, err)
+	}
+	return rs
+}
+
+// A receipt parked for a trade Youzan does not know is kept with its body,
+// tried again when due, given up as dead, listed, reopened by an operator,
+// and forgotten once resolved.
+func testParkedReceipts(t *testing.T, s store.Store) {
+	t0 := us(time.Now().Add(-time.Hour))
+	body := []byte(`{"type":"trade_TradePaid","id":"E20260101000000000000001"}`)
+	park := func(tid string, at time.Time, b []byte, status string) {
+		t.Helper()
+		err := s.ParkReceipts(ctx(t), []domain.ParkedReceipt{{
+			TID: tid, Type: "trade_TradePaid", Status: status, Body: b, ReceivedAt: at.Add(-time.Millisecond),
+			LastError: "youzan youzan.trade.get: not_found (code 5000): trade not found",
+			LastTryAt: at, NextTryAt: at.Add(time.Second),
+		}})
+		if err != nil {
+			t.Fatalf("ParkReceipts(%s): %v", tid, err)
+		}
+	}
+	park("E20260101000000000000001", t0, body, "TRADE_PAID")
+	park("E20260101000000000000002", t0.Add(time.Minute), []byte(`{}`), "")
+
+	rs := listReceipts(t, s, domain.ReceiptParked)
+	if got := receiptTIDs(rs); !slices.Equal(got, []string{"E20260101000000000000001", "E20260101000000000000002"}) {
+		t.Fatalf("parked receipts = %v, want both, oldest first", got)
+	}
+	r := rs[0]
+	if r.Type != "trade_TradePaid" || r.Status != "TRADE_PAID" || string(r.Body) != string(body) ||
+		r.State != domain.ReceiptParked || r.Attempts != 1 || !r.FirstSeen.Equal(t0) || !r.LastTryAt.Equal(t0) ||
+		!r.NextTryAt.Equal(t0.Add(time.Second)) || !r.ReceivedAt.Equal(t0.Add(-time.Millisecond)) ||
+		!r.DeadAt.IsZero() || !strings.Contains(r.LastError, "trade not found") {
+		t.Fatalf("parked receipt read back as %+v", r)
+	}
+	checkUTC(t, "parked receipt", r.FirstSeen, r.LastTryAt, r.NextTryAt, r.ReceivedAt)
+	if got := listReceipts(t, s, domain.ReceiptDead); len(got) != 0 {
+		t.Fatalf("dead receipts before any give-up: %v", receiptTIDs(got))
+	}
+
+	// A re-push of the same trade keeps the first sighting and the schedule
+	// but counts an attempt and keeps the latest body.
+	park("E20260101000000000000001", t0.Add(30*time.Second), []byte(`{"v":2}`), "TRADE_SUCCESS")
+	r = listReceipts(t, s, "")[0]
+	if r.Attempts != 2 || !r.FirstSeen.Equal(t0) || !r.NextTryAt.Equal(t0.Add(time.Second)) ||
+		!r.LastTryAt.Equal(t0.Add(30*time.Second)) || string(r.Body) != `{"v":2}` || r.Status != "TRADE_SUCCESS" {
+		t.Fatalf("after a re-push: %+v", r)
+	}
+
+	// Only what is due is handed out.
+	due, err := s.DueReceipts(ctx(t), t0.Add(2*time.Second), time.Minute, 10)
+	if err != nil {
+		t.Fatalf("DueReceipts: %v", err)
+	}
+	if got := receiptTIDs(due); !slices.Equal(got, []string{"E20260101000000000000001"}) {
+		t.Fatalf("due = %v, want only the first", got)
+	}
+
+	// Not found again: retried later, then given up.
+	r, err = s.RecordReceiptTry(ctx(t), "E20260101000000000000001", domain.ReceiptTry{At: t0.Add(3 * time.Second),
+		Error: "still not found", NextTryAt: t0.Add(5 * time.Second)})
+	if err != nil || r.Attempts != 3 || r.State != domain.ReceiptParked || !r.NextTryAt.Equal(t0.Add(5*time.Second)) ||
+		r.LastError != "still not found" {
+		t.Fatalf("RecordReceiptTry = %+v, %v", r, err)
+	}
+	deadAt := t0.Add(6 * time.Second)
+	r, err = s.RecordReceiptTry(ctx(t), "E20260101000000000000001", domain.ReceiptTry{At: deadAt, Error: "gone", Dead: true})
+	if err != nil || r.Attempts != 4 || r.State != domain.ReceiptDead || !r.DeadAt.Equal(deadAt) || !r.NextTryAt.IsZero() {
+		t.Fatalf("RecordReceiptTry(dead) = %+v, %v", r, err)
+	}
+	if got := receiptTIDs(listReceipts(t, s, domain.ReceiptDead)); !slices.Equal(got, []string{"E20260101000000000000001"}) {
+		t.Fatalf("dead receipts = %v", got)
+	}
+	// A dead receipt is never handed out, and a re-push does not revive it.
+	park("E20260101000000000000001", t0.Add(time.Hour), body, "TRADE_PAID")
+	due, err = s.DueReceipts(ctx(t), t0.Add(48*time.Hour), time.Minute, 10)
+	if err != nil || slices.Contains(receiptTIDs(due), "E20260101000000000000001") {
+		t.Fatalf("DueReceipts after give-up = %v, %v; the dead receipt must not be retried", receiptTIDs(due), err)
+	}
+	if r := listReceipts(t, s, domain.ReceiptDead); len(r) != 1 || r[0].Attempts != 5 {
+		t.Fatalf("dead receipt after a re-push: %+v", r)
+	}
+
+	// An operator's replay makes it due once more.
+	replayAt := us(time.Now())
+	r, err = s.ReopenReceipt(ctx(t), "E20260101000000000000001", replayAt)
+	if err != nil || r.State != domain.ReceiptParked || !r.NextTryAt.Equal(replayAt) || !r.DeadAt.IsZero() || !r.FirstSeen.Equal(t0) {
+		t.Fatalf("ReopenReceipt = %+v, %v", r, err)
+	}
+	if _, err := s.ReopenReceipt(ctx(t), "E29999999999999999999999", replayAt); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("ReopenReceipt(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.RecordReceiptTry(ctx(t), "E29999999999999999999999", domain.ReceiptTry{Dead: true}); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("RecordReceiptTry(unknown) = %v, want ErrNotFound", err)
+	}
+
+	// A receipt parked again after it was read (attempts moved on) is not
+	// resolved by the stale reader; resolved receipts are gone; resolving
+	// twice is harmless.
+	if err := s.ResolveReceipt(ctx(t), "E20260101000000000000001", r.Attempts-1); err != nil {
+		t.Fatalf("ResolveReceipt(stale): %v", err)
+	}
+	if got := listReceipts(t, s, domain.ReceiptParked); !slices.Contains(receiptTIDs(got), "E20260101000000000000001") {
+		t.Fatalf("a stale ResolveReceipt removed a receipt parked again since: %v", receiptTIDs(got))
+	}
+	for range 2 {
+		if err := s.ResolveReceipt(ctx(t), "E20260101000000000000001", r.Attempts); err != nil {
+			t.Fatalf("ResolveReceipt: %v", err)
+		}
+	}
+	if got := receiptTIDs(listReceipts(t, s, "")); !slices.Equal(got, []string{"E20260101000000000000002"}) {
+		t.Fatalf("after resolve: %v", got)
+	}
+	if _, err := s.ListReceipts(ctx(t), store.ReceiptFilter{State: "bogus"}); err == nil {
+		t.Fatal("ListReceipts accepted an unknown state")
+	}
+}
+
+// Concurrent retriers (replicas) never take the same due receipt twice
+// within a lease, and a batch of parks is one write.
+func testParkedReceiptsLease(t *testing.T, s store.Store) {
+	now := us(time.Now())
+	var batch []domain.ParkedReceipt
+	for i := range 300 {
+		batch = append(batch, domain.ParkedReceipt{TID: fmt.Sprintf("E2026010100000000%06d", i), Type: "TRADE_ORDER_STATE",
+			Body: []byte(`{}`), LastTryAt: now.Add(-time.Minute), NextTryAt: now.Add(-time.Second)})
+	}
+	if err := s.ParkReceipts(ctx(t), batch); err != nil {
+		t.Fatalf("ParkReceipts: %v", err)
+	}
+	var (
+		mu    sync.Mutex
+		seen  = map[string]int{}
+		wg    sync.WaitGroup
+		errCh = make(chan error, 8)
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				due, err := s.DueReceipts(ctx(t), now, time.Hour, 25)
+				if err != nil {
+					errCh <- err
+					return
+				}
+				if len(due) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, r := range due {
+					seen[r.TID]++
+					if !r.NextTryAt.Equal(now.Add(time.Hour)) {
+						errCh <- fmt.Errorf("leased receipt %s has NextTryAt %v, want now+lease", r.TID, r.NextTryAt)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errCh)
+	for err := range errCh {
+		t.Fatal(err)
+	}
+	if len(seen) != 300 {
+		t.Fatalf("retriers took %d distinct receipts, want 300", len(seen))
+	}
+	for tid, n := range seen {
+		if n != 1 {
+			t.Fatalf("receipt %s handed out %d times within one lease", tid, n)
+		}
+	}
+	if due, err := s.DueReceipts(ctx(t), now.Add(time.Hour), time.Hour, 1000); err != nil || len(due) != 300 {
+		t.Fatalf("after the lease ran out: %d due, %v; want all 300", len(due), err)
 	}
 }
