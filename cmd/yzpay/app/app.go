@@ -192,7 +192,14 @@ func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) er
 	for i, e := range cfg.Notifier.Endpoints {
 		eps[i] = config.RedactURL(e)
 	}
-	fmt.Fprintf(&b, "  merchant  %s (%s)\n", strings.Join(eps, ","), cfg.Notifier.Format)
+	if cfg.Notifier.EndpointsFile != "" {
+		for _, ep := range cfg.Notifier.EndpointSet {
+			eps = append(eps, config.RedactURL(ep.URL)+" "+ep.Signing)
+		}
+		fmt.Fprintf(&b, "  merchant  %s (from %s; SIGHUP re-reads it)\n", strings.Join(eps, ","), cfg.Notifier.EndpointsFile)
+	} else {
+		fmt.Fprintf(&b, "  merchant  %s (%s)\n", strings.Join(eps, ","), cfg.Notifier.Format)
+	}
 	fmt.Fprintf(&b, "  settings  order ttl %s, reconcile every %s, api key %s, admin api %s\n",
 		cfg.Tradefetcher.Sweep.OrderTTL, cfg.Tradefetcher.Sweep.Interval, onOff(cfg.Gateway.APIKey != ""), onOff(cfg.Gateway.AdminKey != ""))
 	if cfg.Sandbox {
