@@ -37,6 +37,7 @@ type hit struct {
 	push        merchant.Push
 	body        []byte
 	contentType string
+	header      http.Header
 	eventID     string
 	attempt     int
 	at          time.Time
@@ -61,7 +62,7 @@ func newMerchant(t *testing.T, answer func(n int) int) *merchantServer {
 		if err != nil {
 			t.Errorf("merchant cannot read the push: %v: %s", err, body)
 		}
-		h := hit{push: p, body: body, contentType: r.Header.Get("Content-Type"),
+		h := hit{push: p, body: body, contentType: r.Header.Get("Content-Type"), header: r.Header.Clone(),
 			eventID: r.Header.Get(notifier.HeaderEventID), at: time.Now()}
 		h.attempt, _ = strconv.Atoi(r.Header.Get(notifier.HeaderAttempt))
 		m.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +43,11 @@ type Notifier struct {
 	log    *slog.Logger
 	m      *metrics.Metrics
 	client *http.Client
+	// endpoints is swapped whole by Reload; each delivery of an event reads
+	// it once, so the deliveries in flight finish with the set they started
+	// with.
+	endpoints atomic.Pointer[endpointSet]
+	reloadMu  sync.Mutex
 }
 
 // NewHTTPClient verifies TLS (the original did not) and never follows a
@@ -63,10 +69,10 @@ func New(cfg config.Notifier, deps Deps) (*Notifier, error) {
 	if deps.Store == nil || deps.JS == nil || deps.Metrics == nil {
 		return nil, errors.New("notifier: Store, JS and Metrics are required")
 	}
-	if len(cfg.Endpoints) == 0 {
-		return nil, errors.New("notifier: at least one PUSH_API endpoint is required")
+	if len(cfg.Endpoints) == 0 && len(cfg.EndpointSet) == 0 {
+		return nil, errors.New("notifier: at least one endpoint (PUSH_API or PUSH_ENDPOINTS_FILE) is required")
 	}
-	if cfg.Secret == "" {
+	if len(cfg.EndpointSet) == 0 && cfg.Secret == "" {
 		return nil, errors.New("notifier: SELF_SECRET is required")
 	}
 	switch cfg.Format {
@@ -106,11 +112,25 @@ func New(cfg config.Notifier, deps Deps) (*Notifier, error) {
 	if client == nil {
 		client = NewHTTPClient(cfg.Timeout)
 	}
-	return &Notifier{cfg: cfg, deps: deps, log: deps.Logger.With("service", "notifier"), m: deps.Metrics, client: client}, nil
+	n := &Notifier{cfg: cfg, deps: deps, log: deps.Logger.With("service", "notifier"), m: deps.Metrics, client: client}
+	eps := cfg.EndpointSet
+	if len(eps) == 0 {
+		eps = cfg.LegacyEndpoints()
+	}
+	set, err := n.newEndpointSet(eps)
+	if err != nil {
+		return nil, err
+	}
+	n.endpoints.Store(set)
+	return n, nil
 }
 
 // Run consumes events until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
+	if n.cfg.EndpointsFile != "" {
+		stop := n.reloadOnSIGHUP(ctx)
+		defer stop()
+	}
 	ccfg := natsjs.NotifierConsumer(n.cfg.AckWait)
 	cons, err := natsjs.EnsureConsumer(ctx, n.deps.JS, natsjs.PaymentStream, ccfg)
 	if err != nil {
@@ -222,8 +242,11 @@ func (n *Notifier) deliver(ctx context.Context, j *job) {
 	now := time.Now()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, ep := range n.cfg.Endpoints {
-		d, seen := j.prior[ep]
+	for _, ep := range n.endpoints.Load().list {
+		if ep.Statuses != nil && !ep.Statuses[j.ev.Status] {
+			continue
+		}
+		d, seen := j.prior[ep.URL]
 		if seen && d.State() != domain.DeliveryPending {
 			continue
 		}
@@ -256,13 +279,13 @@ func (j *job) addWait(d time.Duration) {
 	}
 }
 
-// nextDelay is the schedule's delay after failed attempt number attempt,
-// with jitter, or false when the schedule is exhausted.
-func (n *Notifier) nextDelay(attempt int) (time.Duration, bool) {
-	if attempt > len(n.cfg.RetrySchedule) {
+// nextDelay is the endpoint's schedule's delay after failed attempt number
+// attempt, with jitter, or false when the schedule is exhausted.
+func (n *Notifier) nextDelay(ep *endpoint, attempt int) (time.Duration, bool) {
+	if attempt > len(ep.RetrySchedule) {
 		return 0, false
 	}
-	d := n.cfg.RetrySchedule[attempt-1]
+	d := ep.RetrySchedule[attempt-1]
 	if n.cfg.Jitter > 0 {
 		d += time.Duration(rand.Float64() * n.cfg.Jitter * float64(d))
 	}

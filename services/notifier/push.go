@@ -44,23 +44,49 @@ func Build(ev domain.PaymentEvent, secret string, now time.Time) merchant.Push {
 	return merchant.New(f, ev.UUID, secret)
 }
 
+// request is one push as it goes on the wire.
+type request struct {
+	body   []byte
+	ctype  string
+	header http.Header // signing headers, if any
+}
+
+// build signs ev for ep at now. md5: the original push (form or JSON) with
+// its sign field. standard: the JSON push without sign, and the Standard
+// Webhooks headers (webhook-id is the event id, stable across retries;
+// webhook-timestamp is this attempt's, equal to the body's time). both: the
+// original push, and the Standard Webhooks headers over its exact bytes.
+func build(ev domain.PaymentEvent, ep *endpoint, now time.Time) request {
+	p := Build(ev, ep.MD5Secret, now)
+	var r request
+	switch {
+	case ep.Signing == config.SigningStandard:
+		r.body, r.ctype = p.StandardJSON(), "application/json"
+	case ep.Format == config.FormatJSON:
+		r.body, r.ctype = p.JSON(), "application/json"
+	default:
+		r.body, r.ctype = []byte(p.Form().Encode()), "application/x-www-form-urlencoded"
+	}
+	if ep.Signing != config.SigningMD5 {
+		r.header = http.Header{}
+		r.header.Set(merchant.HeaderWebhookID, ev.EventID)
+		r.header.Set(merchant.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+		r.header.Set(merchant.HeaderWebhookSignature, merchant.SignatureHeader(ep.keys, ev.EventID, now.Unix(), r.body))
+	}
+	return r
+}
+
 // post makes one attempt and describes its outcome. receivedAt, when not
 // zero, is when the gateway stored the push behind ev.
-func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, endpoint string, attempt int, receivedAt time.Time) domain.Attempt {
+func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, ep *endpoint, attempt int, receivedAt time.Time) domain.Attempt {
 	start := time.Now()
-	p := Build(ev, n.cfg.Secret, start)
-	var body []byte
-	var ctype string
-	if n.cfg.Format == config.FormatJSON {
-		body, ctype = p.JSON(), "application/json"
-	} else {
-		body, ctype = []byte(p.Form().Encode()), "application/x-www-form-urlencoded"
-	}
+	endpoint := ep.URL
+	req := build(ev, ep, start)
 	a := domain.Attempt{
 		EventID: ev.EventID, Endpoint: endpoint, OrderID: ev.OrderID, Status: ev.Status,
 		Event: ev.Encode(), At: start.UTC(),
 	}
-	status, err := n.send(ctx, endpoint, body, ctype, ev.EventID, attempt)
+	status, err := n.send(ctx, endpoint, req, ev.EventID, attempt)
 	a.HTTPStatus = status
 	elapsed := time.Since(start)
 	n.m.DeliveryAttempt.Observe(float64(attempt))
@@ -78,7 +104,7 @@ func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, endpoint st
 	a.Error = err.Error()
 	n.m.Deliveries.WithLabelValues("failed").Inc()
 	n.m.DeliveryDuration.WithLabelValues("failed").Observe(elapsed.Seconds())
-	if d, ok := n.nextDelay(attempt); ok {
+	if d, ok := n.nextDelay(ep, attempt); ok {
 		a.NextAttemptAt = start.Add(d).UTC()
 		n.log.Warn("merchant push failed; will retry", "event_id", ev.EventID, "order_id", ev.OrderID,
 			"endpoint", config.RedactURL(endpoint), "attempt", attempt, "retry_in", d.Round(time.Millisecond), "err", a.Error)
@@ -94,14 +120,17 @@ func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, endpoint st
 
 // send POSTs once: any 2xx is success; the rest, a timeout or a refused
 // connection is a failure. Errors never include the body (it holds a sign).
-func (n *Notifier) send(ctx context.Context, endpoint string, body []byte, ctype, eventID string, attempt int) (int, error) {
+func (n *Notifier) send(ctx context.Context, endpoint string, r request, eventID string, attempt int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(r.body))
 	if err != nil {
 		return 0, fmt.Errorf("bad endpoint URL: %w", err)
 	}
-	req.Header.Set("Content-Type", ctype)
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", r.ctype)
 	req.Header.Set("User-Agent", "yzpay-notifier")
 	req.Header.Set(HeaderEventID, eventID)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))

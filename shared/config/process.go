@@ -183,6 +183,12 @@ type Notifier struct {
 	RetrySchedule []time.Duration // PUSH_RETRY_SCHEDULE
 	// Statuses, if not empty, limits which statuses are pushed.
 	Statuses map[string]bool // PUSH_STATUSES
+	// EndpointsFile, when set, lists the endpoints instead of PUSH_API
+	// (re-read on SIGHUP by the notifier); EndpointSet is what it said at
+	// start. PUSH_FORMAT, SELF_SECRET and PUSH_RETRY_SCHEDULE are then the
+	// defaults of the fields an endpoint leaves out.
+	EndpointsFile string     // PUSH_ENDPOINTS_FILE
+	EndpointSet   []Endpoint // nil: LegacyEndpoints
 
 	Timeout time.Duration // per POST; default 10s
 	Jitter  float64       // fraction of each delay added at random; default 0.1
@@ -445,7 +451,14 @@ func loadNotifier(env Env, p *problems, sandbox bool) Notifier {
 		Endpoints:   env.List("PUSH_API", ";"),
 		Format:      strings.ToLower(env.Get("PUSH_FORMAT", FormatForm)),
 	}
-	if !sandbox {
+	n.EndpointsFile = env.Get("PUSH_ENDPOINTS_FILE", "")
+	if sandbox {
+		// An endpoints file names production merchants and their secrets;
+		// sandbox mode pushes only to PUSH_API (a developer's own merchant)
+		// or its demo merchant. LoadServe lists it as ignored.
+		n.EndpointsFile = ""
+	}
+	if !sandbox && n.EndpointsFile == "" {
 		p.require(env, "SELF_SECRET", "PUSH_API")
 	}
 	for _, ep := range n.Endpoints {
@@ -468,6 +481,14 @@ func loadNotifier(env Env, p *problems, sandbox bool) Notifier {
 				p.add(fmt.Errorf("config: PUSH_STATUSES: %q is not a Youzan trade status yzpay tracks", s))
 			}
 			n.Statuses[s] = true
+		}
+	}
+	if n.EndpointsFile != "" {
+		if len(n.Endpoints) > 0 {
+			p.add(errors.New("config: set PUSH_API or PUSH_ENDPOINTS_FILE, not both"))
+		} else if len(p.invalid) == 0 {
+			n.EndpointSet, err = n.LoadEndpoints()
+			p.add(err)
 		}
 	}
 	return n
@@ -527,7 +548,7 @@ func LoadServe(env Env, sandbox bool) (Serve, error) {
 	s.StartupTimeout = loadStartupTimeout(env, &p)
 	if s.Sandbox {
 		s.ignoredDB, s.ignoredBroker = db, b
-		for _, n := range []string{"DATABASE_URL", "NATS_URL", "NATS_CREDS"} {
+		for _, n := range []string{"DATABASE_URL", "NATS_URL", "NATS_CREDS", "PUSH_ENDPOINTS_FILE"} {
 			if env.Get(n, "") != "" {
 				s.SandboxIgnored = append(s.SandboxIgnored, n)
 			}
@@ -681,6 +702,16 @@ func (n Notifier) Banner(w io.Writer) {
 }
 
 func (n Notifier) endpoints(w io.Writer) {
+	if n.EndpointsFile != "" {
+		fmt.Fprintf(w, "  merchant      %d endpoints from %s (PUSH_ENDPOINTS_FILE; SIGHUP re-reads it)\n", len(n.EndpointSet), n.EndpointsFile)
+		for _, ep := range n.EndpointSet {
+			fmt.Fprintf(w, "    %s (%s, %s, %s)\n", RedactURL(ep.URL), ep.Format, ep.Signing, ep.describe())
+		}
+		if len(n.Statuses) > 0 {
+			fmt.Fprintf(w, "  push statuses %s (PUSH_STATUSES, before each endpoint's own)\n", statusList(n.Statuses))
+		}
+		return
+	}
 	eps := make([]string, len(n.Endpoints))
 	for i, e := range n.Endpoints {
 		eps[i] = RedactURL(e)
@@ -688,13 +719,34 @@ func (n Notifier) endpoints(w io.Writer) {
 	fmt.Fprintf(w, "  merchant      %s (%s, secret %s)\n", strings.Join(eps, " "), n.Format, secret(n.Secret))
 	fmt.Fprintf(w, "  push retries  %s\n", durations(n.RetrySchedule))
 	if len(n.Statuses) > 0 {
-		var st []string
-		for s := range n.Statuses {
-			st = append(st, s)
-		}
-		slices.SortFunc(st, func(a, b string) int { return domain.Rank(a) - domain.Rank(b) })
-		fmt.Fprintf(w, "  push statuses %s\n", strings.Join(st, ","))
+		fmt.Fprintf(w, "  push statuses %s\n", statusList(n.Statuses))
 	}
+}
+
+func statusList(m map[string]bool) string {
+	var st []string
+	for s := range m {
+		st = append(st, s)
+	}
+	slices.SortFunc(st, func(a, b string) int { return domain.Rank(a) - domain.Rank(b) })
+	return strings.Join(st, ",")
+}
+
+// describe is an endpoint's secrets (as set or a count, never a value),
+// statuses and retries, for the banner.
+func (ep Endpoint) describe() string {
+	var parts []string
+	if ep.Signing != SigningStandard {
+		parts = append(parts, "md5 secret "+secret(ep.MD5Secret))
+	}
+	if len(ep.Secrets) > 0 {
+		parts = append(parts, fmt.Sprintf("%d whsec_ secrets", len(ep.Secrets)))
+	}
+	st := "all statuses"
+	if ep.Statuses != nil {
+		st = "statuses " + statusList(ep.Statuses)
+	}
+	return strings.Join(append(parts, st, "retries "+durations(ep.RetrySchedule)), ", ")
 }
 
 // ErrInvalid marks a setting that is present but wrong (errors.Is), as

@@ -38,6 +38,8 @@ type Metrics struct {
 	DeliveryDuration  *prometheus.HistogramVec // result
 	DeliveryAttempt   prometheus.Histogram
 	DeliveriesGivenUp prometheus.Counter
+	// EndpointReloads counts SIGHUP re-reads of PUSH_ENDPOINTS_FILE.
+	EndpointReloads *prometheus.CounterVec // result: ok, failed
 
 	Redeliveries *prometheus.CounterVec // consumer
 	Reconciled   *prometheus.CounterVec // result
@@ -119,6 +121,9 @@ func New() *Metrics {
 		DeliveriesGivenUp: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yzpay_deliveries_given_up_total", Help: "Event deliveries to one endpoint abandoned after the whole retry schedule.",
 		}),
+		EndpointReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_endpoint_reloads_total", Help: "Re-reads of PUSH_ENDPOINTS_FILE on SIGHUP, by result (a failed one keeps the previous endpoints).",
+		}, []string{"result"}),
 		Redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "yzpay_consumer_redeliveries_total", Help: "JetStream messages received again (delivery count above 1), by consumer.",
 		}, []string{"consumer"}),
@@ -160,7 +165,7 @@ func New() *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.HTTPRequests, m.HTTPRequestDuration, m.APIErrors, m.PushesReceived,
 		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.DeliveryDuration,
-		m.DeliveryAttempt, m.DeliveriesGivenUp, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch, m.PushToDelivery,
+		m.DeliveryAttempt, m.DeliveriesGivenUp, m.EndpointReloads, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch, m.PushToDelivery,
 		m.ReceiptsParked, m.ReceiptsGivenUp,
 		m.StreamMessages, m.StreamBytes, m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered,
 		m.ConsumerOldestAge, m.LagPollErrors,

@@ -228,7 +228,14 @@ func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) er
 	for i, e := range cfg.Notifier.Endpoints {
 		eps[i] = config.RedactURL(e)
 	}
-	fmt.Fprintf(&b, "  merchant  %s (%s)\n", strings.Join(eps, ","), cfg.Notifier.Format)
+	if cfg.Notifier.EndpointsFile != "" {
+		for _, ep := range cfg.Notifier.EndpointSet {
+			eps = append(eps, config.RedactURL(ep.URL)+" "+ep.Signing)
+		}
+		fmt.Fprintf(&b, "  merchant  %s (from %s; SIGHUP re-reads it)\n", strings.Join(eps, ","), cfg.Notifier.EndpointsFile)
+	} else {
+		fmt.Fprintf(&b, "  merchant  %s (%s)\n", strings.Join(eps, ","), cfg.Notifier.Format)
+	}
 	if cfg.Sandbox {
 		fmt.Fprintf(&b, "            pushes carry X-Yzpay-Sandbox: 1, signed with %s\n", cfg.SecretSource)
 	}
