@@ -1,6 +1,7 @@
 package notifier_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/replay"
 )
 
 // failFirst is a merchant that answers 500 to its first request only.
@@ -59,6 +61,12 @@ func checkOlderSuperseded(t *testing.T, older, newer domain.PaymentEvent) {
 		t.Errorf("yzpay_deliveries_total{result=superseded} = %v, want 1", got)
 	}
 	t.Logf("older %s: %s", older.Status, d.LastError)
+
+	// An operator's replay would show the merchant the order going back.
+	_, err := replay.Replayer{Store: e.store, JS: e.js}.Replay(t.Context(), older.EventID, "")
+	if !errors.Is(err, replay.ErrSuperseded) {
+		t.Errorf("replay of a superseded delivery: %v, want it refused", err)
+	}
 }
 
 func TestWaitSellerSendGoodsAfterTradeSuccessIsSuperseded(t *testing.T) {
