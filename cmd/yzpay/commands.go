@@ -190,7 +190,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprint(stderr, "Usage:\n  yzpay deliveries list [--state failed|pending|delivered] [--endpoint URL]\n  yzpay deliveries replay (EVENT_ID... | --all-failed) [--endpoint URL]\n")
+			fmt.Fprint(stderr, "Usage:\n  yzpay deliveries list [--state failed|pending|delivered|superseded] [--endpoint URL]\n  yzpay deliveries replay (EVENT_ID... | --all-failed) [--endpoint URL]\n")
 			return 0
 		}
 		fmt.Fprintln(stderr, "usage: yzpay deliveries list|replay ... (see yzpay help deliveries)")
@@ -198,7 +198,7 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	sub := args[0]
 	fs := newFlags("deliveries "+sub, "deliveries "+sub, stderr)
-	state := fs.String("state", "", "pending, delivered or failed (list)")
+	state := fs.String("state", "", "pending, delivered, failed or superseded (list)")
 	endpoint := fs.String("endpoint", "", "only this merchant endpoint")
 	allFailed := fs.Bool("all-failed", false, "replay every given-up delivery (replay)")
 	limit := fs.Int("limit", 100, "rows to list")
@@ -217,9 +217,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	defer st.Close()
 	if sub == "list" {
 		switch *state {
-		case "", domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed:
+		case "", domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed, domain.DeliverySuperseded:
 		default:
-			fmt.Fprintln(stderr, "yzpay deliveries list: --state must be pending, delivered or failed")
+			fmt.Fprintln(stderr, "yzpay deliveries list: --state must be pending, delivered, failed or superseded")
 			return 2
 		}
 		ds, err := st.ListDeliveries(ctx, store.DeliveryFilter{State: *state, Endpoint: *endpoint, Limit: *limit})

@@ -18,7 +18,7 @@ Usage:
   yzpay serve [--sandbox]     run gateway, tradefetcher and notifier in one process
   yzpay migrate               apply the store's migrations and exit
   yzpay sandbox [--addr A]    run the Youzan sandbox server on its own
-  yzpay deliveries list [--state failed|pending|delivered] [--endpoint URL]
+  yzpay deliveries list [--state failed|pending|delivered|superseded] [--endpoint URL]
   yzpay deliveries replay (EVENT_ID... | --all-failed) [--endpoint URL]
   yzpay receipts list [--state dead|parked] [--limit N]
   yzpay receipts replay TID...

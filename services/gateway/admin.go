@@ -25,6 +25,7 @@ type deliveryJSON struct {
 	NextAttemptAt  string `json:"next_attempt_at"`
 	DeliveredAt    string `json:"delivered_at"`
 	GivenUpAt      string `json:"given_up_at"`
+	SupersededAt   string `json:"superseded_at"`
 	UpdatedAt      string `json:"updated_at"`
 }
 
@@ -33,7 +34,7 @@ func toDeliveryJSON(d domain.Delivery) deliveryJSON {
 		EventID: d.EventID, Endpoint: config.RedactURL(d.Endpoint), OrderID: d.OrderID, Status: d.Status, State: d.State(),
 		Attempts: d.Attempts, LastHTTPStatus: d.LastHTTPStatus, LastError: d.LastError,
 		NextAttemptAt: rfc3339(d.NextAttemptAt), DeliveredAt: rfc3339(d.DeliveredAt),
-		GivenUpAt: rfc3339(d.GivenUpAt), UpdatedAt: rfc3339(d.UpdatedAt),
+		GivenUpAt: rfc3339(d.GivenUpAt), SupersededAt: rfc3339(d.SupersededAt), UpdatedAt: rfc3339(d.UpdatedAt),
 	}
 }
 
@@ -130,9 +131,9 @@ func (g *Gateway) listDeliveries(w http.ResponseWriter, r *http.Request, _ httpr
 	q := r.URL.Query()
 	state := q.Get("state")
 	switch state {
-	case "", domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed:
+	case "", domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed, domain.DeliverySuperseded:
 	default:
-		g.writeErr(w, r, domain.Errorf(domain.CodeInvalidState, "state must be pending, delivered or failed"))
+		g.writeErr(w, r, domain.Errorf(domain.CodeInvalidState, "state must be pending, delivered, failed or superseded"))
 		return
 	}
 	limit, ok := g.adminLimit(w, r)

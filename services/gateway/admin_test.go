@@ -111,6 +111,13 @@ func TestAdminReplay(t *testing.T) {
 			t.Errorf("%d %s", r.Status, r.Body)
 		}
 	})
+	t.Run("superseded", func(t *testing.T) {
+		e := newEnv(t, withAdmin(&fakeReplayer{err: replay.ErrSuperseded}))
+		r := e.do(http.MethodPost, "/api/admin/deliveries/T1:WAIT_SELLER_SEND_GOODS/replay", nil, bearer(adminKey))
+		if r.Status != http.StatusConflict || r.errorCode() != "delivery_superseded" {
+			t.Errorf("%d %s", r.Status, r.Body)
+		}
+	})
 	t.Run("not wired", func(t *testing.T) {
 		e := newEnv(t, withAdmin(nil))
 		r := e.do(http.MethodPost, "/api/admin/deliveries/T1:TRADE_PAID/replay", nil, bearer(adminKey))

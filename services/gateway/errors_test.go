@@ -216,7 +216,7 @@ func errorCases() []errCase {
 		{name: "admin no key", method: "GET", path: "/api/admin/deliveries",
 			status: 401, code: "unauthorized", message: "missing or wrong bearer key"},
 		{name: "admin bad state", method: "GET", path: "/api/admin/deliveries?state=lost", header: bearer(adminKey),
-			status: 400, code: "invalid_state", message: "state must be pending, delivered or failed"},
+			status: 400, code: "invalid_state", message: "state must be pending, delivered, failed or superseded"},
 		{name: "admin bad limit", method: "GET", path: "/api/admin/deliveries?limit=0", header: bearer(adminKey),
 			status: 400, code: "invalid_limit", message: "limit must be 1 to 1000"},
 		{name: "admin list store down", st: fakeStore{listErr: errors.New("db gone")},

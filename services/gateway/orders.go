@@ -189,6 +189,8 @@ func (g *Gateway) writeErr(w http.ResponseWriter, r *http.Request, err error, at
 		switch {
 		case errors.Is(err, replay.ErrNothingToReplay):
 			err = domain.Wrap(err, domain.CodeDeliveryNotFound, "no delivery recorded for that event (and endpoint)")
+		case errors.Is(err, replay.ErrSuperseded):
+			err = domain.Wrap(err, domain.CodeDeliverySuperseded, "the endpoint already has a newer status of this order; a superseded delivery is not replayed")
 		case errors.As(err, &ye):
 			g.log.Warn("youzan call failed", append(attrs, "err", err, "request_id", httpapi.RequestID(r.Context()))...)
 			if ye.Retryable() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -123,8 +124,8 @@ func newEnv(t *testing.T) *env {
 }
 
 // start runs a notifier pushing to endpoints until the test ends; edit
-// adjusts the configuration.
-func (e *env) start(endpoints []string, edit func(*config.Notifier)) {
+// adjusts the configuration. It returns the notifier's metrics.
+func (e *env) start(endpoints []string, edit func(*config.Notifier)) *metrics.Metrics {
 	e.t.Helper()
 	cfg := config.Notifier{
 		Endpoints:     endpoints,
@@ -138,7 +139,8 @@ func (e *env) start(endpoints []string, edit func(*config.Notifier)) {
 	if edit != nil {
 		edit(&cfg)
 	}
-	n, err := notifier.New(cfg, notifier.Deps{Store: e.store, JS: e.js, Metrics: metrics.New(),
+	m := metrics.New()
+	n, err := notifier.New(cfg, notifier.Deps{Store: e.store, JS: e.js, Metrics: m,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		e.t.Fatal(err)
@@ -152,23 +154,61 @@ func (e *env) start(endpoints []string, edit func(*config.Notifier)) {
 			e.t.Errorf("notifier stopped with %v", err)
 		}
 	})
+	return m
 }
 
 // event is a payment event as the tradefetcher makes it.
+// qrIDOf gives each test order its own QR, as Youzan does: 501 for the
+// first order "o-1", 502 for "o-2", and so on.
+func qrIDOf(orderID string) int64 {
+	var n int64
+	if _, err := fmt.Sscanf(orderID, "o-%d", &n); err != nil || n < 1 {
+		return 501
+	}
+	return 500 + n
+}
+
 func event(tid, orderID, status string) domain.PaymentEvent {
 	payment := int64(0)
 	if domain.IsPaid(status) {
 		payment = 100
 	}
-	return domain.PaymentEvent{V: 1, EventID: domain.EventID(tid, orderID, status), OrderID: orderID, QRID: 501,
+	return domain.PaymentEvent{V: 1, EventID: domain.EventID(tid, orderID, status), OrderID: orderID, QRID: qrIDOf(orderID),
 		TID: tid, Status: status, Payment: payment, UUID: "buyer-7", PayType: "WEIXIN_DAIXIAO",
 		OccurredAt: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
 }
 
-// publish stores ev in the payment stream as the tradefetcher does.
+// publish stores ev in the payment stream as the tradefetcher does, after
+// moving the order in the store to ev's status (the notifier signs only
+// events the store backs).
 func (e *env) publish(ev domain.PaymentEvent) {
 	e.t.Helper()
+	e.reach(ev)
 	e.publishAs(ev.EventID, ev.Encode(), natsjs.StatusSubject(ev.Status))
+}
+
+// reach records in the store what the tradefetcher or sweeper would have
+// before publishing ev: the order (its QR, price 100) and ev's status.
+func (e *env) reach(ev domain.PaymentEvent) {
+	e.t.Helper()
+	ctx := context.Background()
+	if _, err := e.store.Reserve(ctx, domain.NewOrder{OrderID: ev.OrderID, Name: "test", Price: 100}, time.Minute); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.store.AttachQR(ctx, ev.OrderID, domain.QRCode{ID: ev.QRID, URL: fmt.Sprintf("https://qr.example/%d", ev.QRID)}); err != nil {
+		e.t.Fatal(err)
+	}
+	if ev.Status == domain.StatusTradeClosed && ev.TID == "" {
+		if _, err := e.store.CloseExpired(ctx, ev.OrderID, time.Now()); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	ob := domain.Observation{QRID: ev.QRID, TID: ev.TID, Status: ev.Status, Payment: ev.Payment, BuyerID: ev.UUID,
+		PayType: ev.PayType, ObservedAt: time.Now()}
+	if _, err := e.store.RecordObservations(ctx, []domain.Observation{ob}); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 func (e *env) publishAs(msgID string, data []byte, subject string) {

@@ -48,6 +48,7 @@ type Notifier struct {
 	// with.
 	endpoints atomic.Pointer[endpointSet]
 	reloadMu  sync.Mutex
+	orders    orderLocks
 }
 
 // NewHTTPClient verifies TLS (the original did not) and never follows a
@@ -176,12 +177,24 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 	if len(jobs) == 0 {
 		return
 	}
-	// One query for the whole batch: which endpoints already have their push.
-	ids := make([]string, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ev.EventID
+	// Until this batch's attempts are stored, no other batch decides about
+	// the same orders (see orderLocks).
+	defer n.orders.lock(distinctOrders(jobs))()
+	kept, err := n.screen(ctx, jobs)
+	if err != nil {
+		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
+		for _, j := range jobs {
+			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
+		}
+		return
 	}
-	prior, err := n.deps.Store.DeliveriesForEvents(ctx, ids)
+	jobs = kept
+	if len(jobs) == 0 {
+		return
+	}
+	// One query for the whole batch: which endpoints already have their
+	// push, and the newest status each endpoint has of each order.
+	prior, err := n.deps.Store.DeliveriesForOrders(ctx, distinctOrders(jobs))
 	if err != nil {
 		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
 		for _, j := range jobs {
@@ -196,18 +209,30 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		byEvent[d.EventID][d.Endpoint] = d
 	}
+	latest := newestDelivered(prior)
 	for _, j := range jobs {
 		j.prior = byEvent[j.ev.EventID]
 	}
 
 	sem := make(chan struct{}, n.cfg.Workers)
 	var wg sync.WaitGroup
-	for _, j := range jobs {
+	for _, group := range byOrder(jobs) {
 		wg.Add(1)
 		sem <- struct{}{}
+		nw := latest[group[0].ev.OrderID]
+		if nw == nil {
+			nw = newest{}
+		}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			n.deliver(ctx, j)
+			for _, j := range group {
+				n.deliver(ctx, j, nw)
+				for _, a := range j.attempts {
+					if a.Delivered {
+						nw.note(a.Endpoint, delivered{j.ev.Position(), j.ev.Status, j.ev.EventID})
+					}
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -237,8 +262,9 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 }
 
-// deliver pushes ev to every endpoint that is due and computes the attempts.
-func (n *Notifier) deliver(ctx context.Context, j *job) {
+// deliver pushes ev to every endpoint that is due and computes the attempts;
+// an endpoint that already has a newer status of the order (nw) gets none.
+func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 	now := time.Now()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -248,6 +274,10 @@ func (n *Notifier) deliver(ctx context.Context, j *job) {
 		}
 		d, seen := j.prior[ep.URL]
 		if seen && d.State() != domain.DeliveryPending {
+			continue
+		}
+		if newer, ok := nw.supersededBy(ep.URL, j.ev); ok {
+			j.attempts = append(j.attempts, n.supersede(j.ev, ep.URL, newer))
 			continue
 		}
 		if seen && d.NextAttemptAt.After(now.Add(250*time.Millisecond)) {

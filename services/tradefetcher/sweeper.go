@@ -26,10 +26,11 @@ type QRTradeLister interface {
 // Sweeper catches what pushes miss. Reconciliation asks
 // youzan.trades.qr.get about unpaid orders and feeds any paid trade into the
 // pipeline as a receipt, exactly as if Youzan had pushed it. Expiry closes
-// orders unpaid after OrderTTL, after asking Youzan once more. Several
-// replicas may sweep at once: receipts and close events carry fixed
-// Nats-Msg-Ids and the store's transitions are idempotent, so doubled work
-// cannot change the outcome.
+// orders unpaid after OrderTTL, after asking Youzan once more. The
+// tradefetcher runs it only while it holds the sweep lease (Fetcher.Run),
+// to spare Youzan's rate limit; should two replicas ever overlap, receipts
+// and close events carry fixed Nats-Msg-Ids and the store's transitions are
+// idempotent, so doubled work cannot change the outcome.
 type Sweeper struct {
 	cfg config.Sweep
 	st  store.Store
@@ -51,25 +52,77 @@ func NewSweeper(cfg config.Sweep, st store.Store, js jetstream.JetStream, yz QRT
 	if cfg.Batch <= 0 {
 		cfg.Batch = 200
 	}
+	if cfg.LateInterval <= 0 {
+		cfg.LateInterval = config.DefaultReconcileLateInterval
+	}
 	if log == nil {
 		log = slog.Default()
 	}
 	return &Sweeper{cfg: cfg, st: st, js: js, yz: yz, m: m, log: log.With("component", "sweeper"), now: time.Now}
 }
 
-// Run sweeps every Interval until ctx ends.
+// Run sweeps every Interval, and reconciles late payments every
+// LateInterval, until ctx ends.
 func (s *Sweeper) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
+	late := time.NewTicker(s.cfg.LateInterval)
+	defer late.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("sweep incomplete; the next one retries", "err", err)
+			}
+		case <-late.C:
+			if err := s.ReconcileLate(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("late-payment reconciliation incomplete; the next one retries", "err", err)
+			}
 		}
-		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("sweep incomplete; the next one retries", "err", err)
+	}
+}
+
+// ReconcileLate asks Youzan about orders closed unpaid by expiry within the
+// last LateWindow: their QR can still be paid (a buyer who scanned at minute
+// 29 pays at minute 31), and if that push is lost nothing else would find
+// the payment. A paid trade goes into the pipeline as a receipt; the store
+// then moves the closed order to the paid status (domain.Advances) and the
+// merchant is told. Orders are picked by creation time, since an expiry
+// closes an order ORDER_TTL after it.
+func (s *Sweeper) ReconcileLate(ctx context.Context) error {
+	if s.cfg.LateWindow <= 0 {
+		return nil
+	}
+	now := s.now()
+	f := store.OrderFilter{
+		Status:        domain.StatusTradeClosed,
+		CreatedAfter:  now.Add(-s.cfg.OrderTTL - s.cfg.LateWindow),
+		CreatedBefore: now.Add(-s.cfg.OrderTTL),
+		Limit:         s.cfg.Batch,
+	}
+	var errs []error
+	for {
+		orders, err := s.st.ListOrders(ctx, f)
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("list closed orders: %w", err))...)
 		}
+		for _, o := range orders {
+			if o.EverPaid || o.QRID == 0 {
+				continue // a refund, or never had a QR to pay
+			}
+			if n, err := s.reconcile(ctx, o); err != nil {
+				errs = append(errs, err)
+			} else if n > 0 {
+				s.log.Warn("closed order paid after ORDER_TTL; its payment goes to the merchant", "order_id", o.OrderID, "qr_id", o.QRID)
+			}
+		}
+		if len(orders) < f.Limit || ctx.Err() != nil {
+			return errors.Join(errs...)
+		}
+		last := orders[len(orders)-1]
+		f.AfterCreatedAt, f.AfterOrderID = last.CreatedAt, last.OrderID
 	}
 }
 

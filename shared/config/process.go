@@ -35,6 +35,8 @@ const (
 	DefaultYouzanBase              = "https://open.youzanyun.com"
 	DefaultOrderTTL                = 30 * time.Minute
 	DefaultReconcileInterval       = time.Minute
+	DefaultReconcileLateWindow     = 48 * time.Hour
+	DefaultReconcileLateInterval   = 10 * time.Minute
 	DefaultDataDir                 = "./data"
 	DefaultStartupTimeout          = 30 * time.Second
 	DefaultFetchGiveUpAfter        = 24 * time.Hour
@@ -129,7 +131,12 @@ type Sweep struct {
 	Interval time.Duration // RECONCILE_INTERVAL
 	// OrderTTL: an order still unpaid this long after creation is closed.
 	OrderTTL time.Duration // ORDER_TTL
-	Batch    int           // orders per sweep and kind; default 200
+	// LateWindow: how long after ORDER_TTL a closed, unpaid order is still
+	// reconciled, because its QR can still be paid (RECONCILE_LATE_WINDOW).
+	LateWindow time.Duration
+	// LateInterval between those late reconciliations (RECONCILE_LATE_INTERVAL).
+	LateInterval time.Duration
+	Batch        int // orders per sweep and kind; default 200
 	// LeaseTTL: the sweeps run on one tradefetcher replica at a time, the
 	// holder of a lease in JetStream; a dead holder's lease passes to
 	// another replica this long after its last renewal. 0 = 15s.
@@ -431,6 +438,13 @@ func loadTradefetcher(env Env, p *problems) Tradefetcher {
 	if t.Sweep.OrderTTL == 0 || t.Sweep.Interval == 0 {
 		p.add(errors.New("config: ORDER_TTL and RECONCILE_INTERVAL must be positive durations"))
 	}
+	t.Sweep.LateWindow, err = env.Duration("RECONCILE_LATE_WINDOW", DefaultReconcileLateWindow)
+	p.add(err)
+	t.Sweep.LateInterval, err = env.Duration("RECONCILE_LATE_INTERVAL", DefaultReconcileLateInterval)
+	p.add(err)
+	if t.Sweep.LateInterval == 0 {
+		p.add(errors.New("config: RECONCILE_LATE_INTERVAL must be a positive duration"))
+	}
 	return t
 }
 
@@ -690,6 +704,7 @@ func (t Tradefetcher) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  metrics       %s\n", t.MetricsAddr)
 	fmt.Fprintf(w, "  fetch retries %s   give up unknown trades after %s\n", durations(t.RetrySchedule), t.GiveUpAfter)
 	fmt.Fprintf(w, "  order ttl     %s   reconcile every %s\n", t.Sweep.OrderTTL, t.Sweep.Interval)
+	fmt.Fprintf(w, "  late payments closed orders reconciled every %s for %s\n", t.Sweep.LateInterval, t.Sweep.LateWindow)
 	t.Youzan.banner(w)
 	t.Broker.banner(w, t.DatabaseURL)
 }

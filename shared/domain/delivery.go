@@ -15,8 +15,11 @@ type Delivery struct {
 	NextAttemptAt  time.Time
 	DeliveredAt    time.Time
 	GivenUpAt      time.Time
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// SupersededAt: the endpoint already had a newer status of the order
+	// when this event was due, so it was not sent (and never will be).
+	SupersededAt time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Delivery states for listing.
@@ -24,13 +27,21 @@ const (
 	DeliveryPending   = "pending"
 	DeliveryDelivered = "delivered"
 	DeliveryFailed    = "failed" // given up
+	// DeliverySuperseded: not sent, because the endpoint already had a
+	// newer status of the same order (docs/security.md#ordered-notifications).
+	DeliverySuperseded = "superseded"
 )
 
-// State is pending, delivered or failed.
+// DeliveryStates lists the states, for validating filters.
+var DeliveryStates = []string{DeliveryPending, DeliveryDelivered, DeliveryFailed, DeliverySuperseded}
+
+// State is pending, delivered, superseded or failed.
 func (d Delivery) State() string {
 	switch {
 	case !d.DeliveredAt.IsZero():
 		return DeliveryDelivered
+	case !d.SupersededAt.IsZero():
+		return DeliverySuperseded
 	case !d.GivenUpAt.IsZero():
 		return DeliveryFailed
 	}
@@ -49,5 +60,8 @@ type Attempt struct {
 	Delivered     bool
 	NextAttemptAt time.Time // zero when none
 	GiveUp        bool
-	At            time.Time
+	// Superseded: not sent, see Delivery.SupersededAt; it does not count
+	// as an attempt. Error says which newer status the endpoint has.
+	Superseded bool
+	At         time.Time
 }

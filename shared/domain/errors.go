@@ -25,9 +25,12 @@ const (
 	CodeInvalidState     Code = "invalid_state"
 	CodeInvalidLimit     Code = "invalid_limit"
 	CodeDeliveryNotFound Code = "delivery_not_found"
-	CodeReceiptNotFound  Code = "receipt_not_found"
-	CodeNotFound         Code = "not_found"
-	CodeMethodNotAllowed Code = "method_not_allowed"
+	// CodeDeliverySuperseded: replay refused, the endpoint already has a
+	// newer status of the order.
+	CodeDeliverySuperseded Code = "delivery_superseded"
+	CodeReceiptNotFound    Code = "receipt_not_found"
+	CodeNotFound           Code = "not_found"
+	CodeMethodNotAllowed   Code = "method_not_allowed"
 
 	// Youzan pushes.
 	CodeBadSignature      Code = "bad_signature"

@@ -22,7 +22,8 @@ type PaymentEvent struct {
 
 // EventID derives the id from the trade and status, so a repeated push can
 // never publish a second event. An order closed by expiry has no trade; its
-// id is derived from the order instead.
+// id is derived from the order instead (FromOrder also uses that form for any
+// close of an order never paid, so it stays one id when a trade is bound later).
 func EventID(tid, orderID, status string) string {
 	if tid == "" {
 		return "order:" + orderID + ":" + status
@@ -37,9 +38,15 @@ func FromOrder(o Order) PaymentEvent {
 	if !IsPaid(o.Status) && !(o.Status == StatusTradeClosed && o.EverPaid) {
 		payment = 0
 	}
+	id := EventID(o.TID, o.OrderID, o.Status)
+	if o.Status == StatusTradeClosed && !o.EverPaid {
+		// One close per unpaid order, whatever trade is bound to it: a
+		// trade read after the expiry must not make the close a new event.
+		id = EventID("", o.OrderID, o.Status)
+	}
 	return PaymentEvent{
 		V:          1,
-		EventID:    EventID(o.TID, o.OrderID, o.Status),
+		EventID:    id,
 		OrderID:    o.OrderID,
 		QRID:       o.QRID,
 		TID:        o.TID,

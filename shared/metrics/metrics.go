@@ -35,6 +35,7 @@ type Metrics struct {
 	ReceiptsGivenUp prometheus.Counter
 
 	Deliveries        *prometheus.CounterVec   // result
+	ForgedEvents      *prometheus.CounterVec   // reason
 	DeliveryDuration  *prometheus.HistogramVec // result
 	DeliveryAttempt   prometheus.Histogram
 	DeliveriesGivenUp prometheus.Counter
@@ -103,8 +104,11 @@ func New() *Metrics {
 			Name: "yzpay_trade_events_total", Help: "Payment-status events published, by trade status.",
 		}, []string{"status"}),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "yzpay_deliveries_total", Help: "Merchant push attempts, by result (delivered, failed).",
+			Name: "yzpay_deliveries_total", Help: "Merchant push attempts, by result (delivered, failed, superseded, skipped, malformed).",
 		}, []string{"result"}),
+		ForgedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yzpay_forged_events_total", Help: "Payment events the notifier refused to sign because they do not match the store, by reason (unknown_order, mismatch).",
+		}, []string{"reason"}),
 		DeliveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "yzpay_delivery_duration_seconds", Help: "Merchant push attempt latency, by result.", Buckets: latencyBuckets,
 		}, []string{"result"}),
@@ -164,7 +168,7 @@ func New() *Metrics {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.HTTPRequests, m.HTTPRequestDuration, m.APIErrors, m.PushesReceived,
-		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.DeliveryDuration,
+		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.ForgedEvents, m.DeliveryDuration,
 		m.DeliveryAttempt, m.DeliveriesGivenUp, m.EndpointReloads, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch, m.PushToDelivery,
 		m.ReceiptsParked, m.ReceiptsGivenUp,
 		m.StreamMessages, m.StreamBytes, m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered,

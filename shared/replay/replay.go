@@ -22,6 +22,11 @@ import (
 // ErrNothingToReplay: the event has no delivery (for that endpoint).
 var ErrNothingToReplay = errors.New("no delivery recorded for that event and endpoint")
 
+// ErrSuperseded: every delivery asked for is superseded (the endpoint
+// already has a newer status of the order); replaying it would show the
+// merchant the order going back, so it is refused.
+var ErrSuperseded = errors.New("the endpoint already has a newer status of this order; a superseded delivery is not replayed")
+
 // Replayer reopens deliveries and republishes their event.
 type Replayer struct {
 	Store store.Store
@@ -38,8 +43,13 @@ func (r Replayer) Replay(ctx context.Context, eventID, endpoint string) ([]domai
 	var reopened []domain.Delivery
 	var event []byte
 	var status string
+	superseded := 0
 	for _, d := range ds {
 		if endpoint != "" && d.Endpoint != endpoint {
+			continue
+		}
+		if d.State() == domain.DeliverySuperseded {
+			superseded++
 			continue
 		}
 		nd, err := r.Store.ReopenDelivery(ctx, d.EventID, d.Endpoint)
@@ -48,6 +58,9 @@ func (r Replayer) Replay(ctx context.Context, eventID, endpoint string) ([]domai
 		}
 		reopened = append(reopened, nd)
 		event, status = d.Event, d.Status
+	}
+	if len(reopened) == 0 && superseded > 0 {
+		return nil, ErrSuperseded
 	}
 	if len(reopened) == 0 {
 		return nil, ErrNothingToReplay

@@ -62,6 +62,8 @@ type Store interface {
 	ReleaseClaim(ctx context.Context, orderID, token string) error
 
 	OrderByID(ctx context.Context, orderID string) (domain.Order, error)
+	// OrdersByID returns those of orderIDs that exist, in no set order.
+	OrdersByID(ctx context.Context, orderIDs []string) ([]domain.Order, error)
 	OrderByQRID(ctx context.Context, qrID int64) (domain.Order, error)
 	OrderByTID(ctx context.Context, tid string) (domain.Order, error)
 	ListOrders(ctx context.Context, f OrderFilter) ([]domain.Order, error)
@@ -81,6 +83,10 @@ type Store interface {
 	// DeliveriesForEvents is DeliveriesForEvent for a batch of events in one
 	// query, ordered by (EventID, Endpoint).
 	DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]domain.Delivery, error)
+	// DeliveriesForOrders returns every delivery of the orders' events,
+	// ordered by (EventID, Endpoint): what the notifier needs to keep each
+	// endpoint's view of an order in order.
+	DeliveriesForOrders(ctx context.Context, orderIDs []string) ([]domain.Delivery, error)
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]domain.Delivery, error)
 	// ReopenDelivery clears GivenUpAt (and DeliveredAt) so a replay counts on.
 	ReopenDelivery(ctx context.Context, eventID, endpoint string) (domain.Delivery, error)

@@ -60,3 +60,35 @@ func TestExpiryThenLatePayment(t *testing.T) {
 		t.Errorf("late payment push carries payment %s", p.Form["payment"])
 	}
 }
+
+// The buyer pays an expired order's QR and Youzan's push is lost (the
+// sandbox drops every push): the late-payment reconciliation, which keeps
+// asking about closed unpaid orders for RECONCILE_LATE_WINDOW, finds the
+// payment and the merchant gets TRADE_SUCCESS.
+func TestLatePaymentWithLostPushIsFound(t *testing.T) {
+	m := newMerchant(t, nil)
+	h := start(t, opts{
+		endpoints: []string{m.srv.URL},
+		env: map[string]string{"RECONCILE_INTERVAL": "100ms", "ORDER_TTL": "600ms",
+			"RECONCILE_LATE_INTERVAL": "2s", "RECONCILE_LATE_WINDOW": "1h"},
+		sandbox: sandbox.Config{Knobs: sandbox.Knobs{DropPushes: true}},
+	})
+	q := h.createQR("order-late", 250)
+	eventually(t, 20*time.Second, "TRADE_CLOSED push", func() bool { return len(m.find("order-late", "TRADE_CLOSED")) > 0 })
+
+	paid := time.Now()
+	h.pay(q.QRID, "77")
+	eventually(t, 20*time.Second, "late TRADE_SUCCESS push", func() bool { return len(m.find("order-late", "TRADE_SUCCESS")) > 0 })
+	t.Logf("late payment reached the merchant %s after it was made (RECONCILE_LATE_INTERVAL 2s)", time.Since(paid).Round(time.Millisecond))
+	if st := h.app.Sandbox.Stats(); st.PushesSent != 0 {
+		t.Fatalf("sandbox sent %d pushes; the test needs none", st.PushesSent)
+	}
+	p := m.find("order-late", "TRADE_SUCCESS")[0]
+	if p.Form["payment"] != "250" || p.Form["uuid"] != "77" || p.Form["sign"] != wantSign(p.Form) {
+		t.Errorf("late payment push %+v", p.Form)
+	}
+	o, err := h.app.Store.OrderByID(context.Background(), "order-late")
+	if err != nil || o.Status != "TRADE_SUCCESS" || o.Payment != 250 {
+		t.Errorf("order after the late payment: %+v %v", o, err)
+	}
+}

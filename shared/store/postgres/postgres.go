@@ -283,6 +283,14 @@ func (s *Store) OrderByID(ctx context.Context, orderID string) (domain.Order, er
 	return s.orderWhere(ctx, "order_id", "order_id = $1", orderID)
 }
 
+// OrdersByID returns those of orderIDs that exist.
+func (s *Store) OrdersByID(ctx context.Context, orderIDs []string) ([]domain.Order, error) {
+	if len(orderIDs) == 0 {
+		return nil, nil
+	}
+	return s.queryOrders(ctx, "orders by id", `SELECT `+orderCols+` FROM orders WHERE order_id = ANY($1)`, orderIDs)
+}
+
 // OrderByQRID returns the order bound to the QR code or domain.ErrNotFound.
 func (s *Store) OrderByQRID(ctx context.Context, qrID int64) (domain.Order, error) {
 	return s.orderWhere(ctx, "qr_id", "qr_id = $1", qrID)
@@ -537,18 +545,19 @@ func (s *Store) CloseExpired(ctx context.Context, orderID string, at time.Time) 
 }
 
 const deliveryCols = `event_id, endpoint, order_id, status, event, attempts, last_http_status,
-	last_error, next_attempt_at, delivered_at, given_up_at, created_at, updated_at`
+	last_error, next_attempt_at, delivered_at, given_up_at, superseded_at, created_at, updated_at`
 
 func scanDelivery(row scanner) (domain.Delivery, error) {
 	var (
-		d                        domain.Delivery
-		next, delivered, givenUp *time.Time
+		d                                    domain.Delivery
+		next, delivered, givenUp, superseded *time.Time
 	)
 	if err := row.Scan(&d.EventID, &d.Endpoint, &d.OrderID, &d.Status, &d.Event, &d.Attempts,
-		&d.LastHTTPStatus, &d.LastError, &next, &delivered, &givenUp, &d.CreatedAt, &d.UpdatedAt); err != nil {
+		&d.LastHTTPStatus, &d.LastError, &next, &delivered, &givenUp, &superseded, &d.CreatedAt, &d.UpdatedAt); err != nil {
 		return domain.Delivery{}, err
 	}
 	d.NextAttemptAt, d.DeliveredAt, d.GivenUpAt = fromNull(next), fromNull(delivered), fromNull(givenUp)
+	d.SupersededAt = fromNull(superseded)
 	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
 	return d, nil
 }
@@ -566,12 +575,16 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 			at = now
 		}
 		at = trunc(at)
-		var delivered, givenUp *time.Time
+		var delivered, givenUp, superseded *time.Time
 		if a.Delivered {
 			delivered = &at
 		}
 		if a.GiveUp {
 			givenUp = &at
+		}
+		tried := 1
+		if a.Superseded {
+			superseded, tried = &at, 0
 		}
 		var event []byte
 		if len(a.Event) > 0 {
@@ -581,22 +594,24 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 		// later attempts only fill them in if they were missing. Delivered and
 		// given-up keep their first time: once delivered stays delivered.
 		batch.Queue(`INSERT INTO deliveries AS d (event_id, endpoint, order_id, status, event, attempts,
-				last_http_status, last_error, next_attempt_at, delivered_at, given_up_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $11)
+				last_http_status, last_error, next_attempt_at, delivered_at, given_up_at, superseded_at, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $13, $6, $7, $8, $9, $10, $12, $11, $11)
 			ON CONFLICT (event_id, endpoint) DO UPDATE SET
-				attempts = d.attempts + 1,
-				last_http_status = excluded.last_http_status,
+				attempts = d.attempts + excluded.attempts,
+				-- A superseded record sends nothing: keep the last answer.
+				last_http_status = CASE WHEN excluded.attempts = 0 THEN d.last_http_status ELSE excluded.last_http_status END,
 				last_error = excluded.last_error,
 				next_attempt_at = excluded.next_attempt_at,
 				delivered_at = coalesce(d.delivered_at, excluded.delivered_at),
 				given_up_at = coalesce(d.given_up_at, excluded.given_up_at),
+				superseded_at = coalesce(d.superseded_at, excluded.superseded_at),
 				order_id = CASE WHEN d.order_id = '' THEN excluded.order_id ELSE d.order_id END,
 				status = CASE WHEN d.status = '' THEN excluded.status ELSE d.status END,
 				event = coalesce(d.event, excluded.event),
 				updated_at = excluded.updated_at
 			RETURNING `+deliveryCols,
 			a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, store.TruncateError(a.Error),
-			toNull(a.NextAttemptAt), delivered, givenUp, at)
+			toNull(a.NextAttemptAt), delivered, givenUp, at, superseded, tried)
 	}
 	out := make([]domain.Delivery, 0, len(attempts))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -632,6 +647,15 @@ func (s *Store) DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]d
 		`SELECT `+deliveryCols+` FROM deliveries WHERE event_id = ANY($1) ORDER BY event_id, endpoint`, eventIDs)
 }
 
+// DeliveriesForOrders returns every delivery of the orders' events.
+func (s *Store) DeliveriesForOrders(ctx context.Context, orderIDs []string) ([]domain.Delivery, error) {
+	if len(orderIDs) == 0 {
+		return nil, nil
+	}
+	return s.queryDeliveries(ctx, "deliveries for orders",
+		`SELECT `+deliveryCols+` FROM deliveries WHERE order_id = ANY($1) ORDER BY event_id, endpoint`, orderIDs)
+}
+
 // ListDeliveries returns deliveries matching f ordered by (UpdatedAt, EventID, Endpoint).
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]domain.Delivery, error) {
 	var (
@@ -641,7 +665,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]d
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
 	switch f.State {
 	case "":
-	case domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed:
+	case domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed, domain.DeliverySuperseded:
 		conds = append(conds, "state = "+arg(f.State))
 	default:
 		return nil, fmt.Errorf("postgres store: list deliveries: unknown state %q", f.State)

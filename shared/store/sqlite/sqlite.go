@@ -275,6 +275,34 @@ func (s *Store) OrderByID(ctx context.Context, orderID string) (domain.Order, er
 	return s.orderWhere(ctx, "order_id", "order_id = ?", orderID)
 }
 
+// OrdersByID returns those of orderIDs that exist, querying in chunks that
+// stay below SQLite's limit on parameters.
+func (s *Store) OrdersByID(ctx context.Context, orderIDs []string) ([]domain.Order, error) {
+	var out []domain.Order
+	for start := 0; start < len(orderIDs); start += inChunk {
+		ids := orderIDs[start:min(start+inChunk, len(orderIDs))]
+		os, err := s.queryOrders(ctx, "orders by id", `SELECT `+orderCols+` FROM orders WHERE order_id IN (`+marks(len(ids))+`)`, anys(ids)...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, os...)
+	}
+	return out, nil
+}
+
+// inChunk bounds the ids of one IN (...) list, below SQLite's parameter limit.
+const inChunk = 500
+
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
 // OrderByQRID returns the order bound to the QR code or domain.ErrNotFound.
 func (s *Store) OrderByQRID(ctx context.Context, qrID int64) (domain.Order, error) {
 	return s.orderWhere(ctx, "qr_id", "qr_id = ?", qrID)
@@ -458,19 +486,20 @@ func (s *Store) CloseExpired(ctx context.Context, orderID string, at time.Time) 
 }
 
 const deliveryCols = `event_id, endpoint, order_id, status, event, attempts, last_http_status,
-	last_error, next_attempt_at, delivered_at, given_up_at, created_at, updated_at`
+	last_error, next_attempt_at, delivered_at, given_up_at, superseded_at, created_at, updated_at`
 
 func scanDelivery(row scanner) (domain.Delivery, error) {
 	var (
-		d                        domain.Delivery
-		next, delivered, givenUp sql.NullInt64
-		created, updated         int64
+		d                                    domain.Delivery
+		next, delivered, givenUp, superseded sql.NullInt64
+		created, updated                     int64
 	)
 	if err := row.Scan(&d.EventID, &d.Endpoint, &d.OrderID, &d.Status, &d.Event, &d.Attempts,
-		&d.LastHTTPStatus, &d.LastError, &next, &delivered, &givenUp, &created, &updated); err != nil {
+		&d.LastHTTPStatus, &d.LastError, &next, &delivered, &givenUp, &superseded, &created, &updated); err != nil {
 		return domain.Delivery{}, err
 	}
 	d.NextAttemptAt, d.DeliveredAt, d.GivenUpAt = fromNull(next), fromNull(delivered), fromNull(givenUp)
+	d.SupersededAt = fromNull(superseded)
 	d.CreatedAt, d.UpdatedAt = fromMicro(created), fromMicro(updated)
 	return d, nil
 }
@@ -488,12 +517,16 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 			if at.IsZero() {
 				at = now
 			}
-			var delivered, givenUp sql.NullInt64
+			var delivered, givenUp, superseded sql.NullInt64
 			if a.Delivered {
 				delivered = sql.NullInt64{Int64: toMicro(at), Valid: true}
 			}
 			if a.GiveUp {
 				givenUp = sql.NullInt64{Int64: toMicro(at), Valid: true}
+			}
+			tried := 1
+			if a.Superseded {
+				superseded, tried = sql.NullInt64{Int64: toMicro(at), Valid: true}, 0
 			}
 			var event []byte
 			if len(a.Event) > 0 {
@@ -505,22 +538,24 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 			// stays delivered.
 			d, err := scanDelivery(tx.QueryRowContext(ctx, `INSERT INTO deliveries AS d (event_id, endpoint,
 					order_id, status, event, attempts, last_http_status, last_error, next_attempt_at,
-					delivered_at, given_up_at, created_at, updated_at)
-				VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+					delivered_at, given_up_at, superseded_at, created_at, updated_at)
+				VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11)
 				ON CONFLICT (event_id, endpoint) DO UPDATE SET
-					attempts = d.attempts + 1,
-					last_http_status = excluded.last_http_status,
+					attempts = d.attempts + excluded.attempts,
+					-- A superseded record sends nothing: keep the last answer.
+					last_http_status = CASE WHEN excluded.attempts = 0 THEN d.last_http_status ELSE excluded.last_http_status END,
 					last_error = excluded.last_error,
 					next_attempt_at = excluded.next_attempt_at,
 					delivered_at = coalesce(d.delivered_at, excluded.delivered_at),
 					given_up_at = coalesce(d.given_up_at, excluded.given_up_at),
+					superseded_at = coalesce(d.superseded_at, excluded.superseded_at),
 					order_id = CASE WHEN d.order_id = '' THEN excluded.order_id ELSE d.order_id END,
 					status = CASE WHEN d.status = '' THEN excluded.status ELSE d.status END,
 					event = coalesce(d.event, excluded.event),
 					updated_at = excluded.updated_at
 				RETURNING `+deliveryCols,
 				a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, store.TruncateError(a.Error),
-				toNull(a.NextAttemptAt), delivered, givenUp, toMicro(at)))
+				toNull(a.NextAttemptAt), delivered, givenUp, toMicro(at), superseded, tried))
 			if err != nil {
 				return err
 			}
@@ -562,6 +597,21 @@ func (s *Store) DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]d
 	return out, nil
 }
 
+// DeliveriesForOrders returns every delivery of the orders' events.
+func (s *Store) DeliveriesForOrders(ctx context.Context, orderIDs []string) ([]domain.Delivery, error) {
+	var out []domain.Delivery
+	for start := 0; start < len(orderIDs); start += inChunk {
+		ids := orderIDs[start:min(start+inChunk, len(orderIDs))]
+		ds, err := s.queryDeliveries(ctx, "deliveries for orders",
+			`SELECT `+deliveryCols+` FROM deliveries WHERE order_id IN (`+marks(len(ids))+`) ORDER BY event_id, endpoint`, anys(ids)...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ds...)
+	}
+	return out, nil
+}
+
 // ListDeliveries returns deliveries matching f ordered by (UpdatedAt, EventID, Endpoint).
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]domain.Delivery, error) {
 	var (
@@ -570,7 +620,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]d
 	)
 	switch f.State {
 	case "":
-	case domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed:
+	case domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed, domain.DeliverySuperseded:
 		conds, args = append(conds, "state = ?"), append(args, f.State)
 	default:
 		return nil, fmt.Errorf("sqlite store: list deliveries: unknown state %q", f.State)

@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeliveryBatch", testDeliveryBatch},
 		{"ParkedReceipts", testParkedReceipts},
 		{"ParkedReceiptsLease", testParkedReceiptsLease},
+		{"SupersededDelivery", testSupersededDelivery},
+		{"OrdersAndDeliveriesByOrder", testByOrder},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1016,6 +1018,68 @@ func testDeliveryBatch(t *testing.T, s store.Store) {
 	}
 	if ds, err := s.RecordAttempts(ctx(t), nil); err != nil || len(ds) != 0 {
 		t.Errorf("RecordAttempts(nil) = %v, %v", ds, err)
+	}
+}
+
+// A superseded delivery sends nothing: it keeps its attempt count and last
+// answer, says why, is final for later attempts, and lists as superseded.
+func testSupersededDelivery(t *testing.T, s store.Store) {
+	now := time.Now()
+	fail := domain.Attempt{EventID: "e", Endpoint: "x", OrderID: "o", Status: "WAIT_SELLER_SEND_GOODS", Event: []byte(`{}`),
+		HTTPStatus: 500, Error: "HTTP 500", NextAttemptAt: now.Add(time.Minute), At: now}
+	sup := domain.Attempt{EventID: "e", Endpoint: "x", OrderID: "o", Status: "WAIT_SELLER_SEND_GOODS", Event: []byte(`{}`),
+		Superseded: true, Error: "superseded by TRADE_SUCCESS", At: now.Add(time.Second)}
+	fresh := sup
+	fresh.Endpoint = "y"
+	ds, err := s.RecordAttempts(ctx(t), []domain.Attempt{fail, sup, fresh})
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("RecordAttempts = %+v, %v", ds, err)
+	}
+	d := ds[1]
+	if d.State() != domain.DeliverySuperseded || d.Attempts != 1 || d.LastHTTPStatus != 500 ||
+		d.LastError != "superseded by TRADE_SUCCESS" || !d.NextAttemptAt.IsZero() || d.SupersededAt != us(now.Add(time.Second)) {
+		t.Errorf("superseded after a failure: %+v", d)
+	}
+	if d := ds[2]; d.State() != domain.DeliverySuperseded || d.Attempts != 0 {
+		t.Errorf("superseded before any attempt: %+v", d)
+	}
+	got, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{State: domain.DeliverySuperseded})
+	if err != nil || len(got) != 2 {
+		t.Errorf("ListDeliveries(superseded) = %+v, %v", got, err)
+	}
+	if got, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{State: domain.DeliveryPending}); err != nil || len(got) != 0 {
+		t.Errorf("a superseded delivery lists as pending: %+v, %v", got, err)
+	}
+}
+
+func testByOrder(t *testing.T, s store.Store) {
+	create(t, s, "o1", 9101)
+	create(t, s, "o2", 9102)
+	os, err := s.OrdersByID(ctx(t), []string{"o2", "absent", "o1"})
+	if err != nil || len(os) != 2 {
+		t.Fatalf("OrdersByID = %+v, %v", os, err)
+	}
+	sortOrders(os)
+	if os[0].OrderID != "o1" || os[0].QRID != 9101 || os[1].OrderID != "o2" {
+		t.Errorf("OrdersByID = %+v", os)
+	}
+	if os, err := s.OrdersByID(ctx(t), nil); err != nil || len(os) != 0 {
+		t.Errorf("OrdersByID(nil) = %+v, %v", os, err)
+	}
+	now := time.Now()
+	a := func(ev, ep, order string) domain.Attempt {
+		return domain.Attempt{EventID: ev, Endpoint: ep, OrderID: order, Status: "TRADE_PAID", Event: []byte(`{}`), HTTPStatus: 200, Delivered: true, At: now}
+	}
+	if _, err := s.RecordAttempts(ctx(t), []domain.Attempt{a("e2", "x", "o1"), a("e1", "y", "o1"), a("e1", "x", "o1"), a("e3", "x", "o2")}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.DeliveriesForOrders(ctx(t), []string{"o1", "absent"})
+	var keys []string
+	for _, d := range ds {
+		keys = append(keys, d.EventID+" "+d.Endpoint)
+	}
+	if err != nil || !slices.Equal(keys, []string{"e1 x", "e1 y", "e2 x"}) {
+		t.Errorf("DeliveriesForOrders = %v, %v", keys, err)
 	}
 }
 
