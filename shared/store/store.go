@@ -79,6 +79,14 @@ type Store interface {
 	// ReopenDelivery clears GivenUpAt (and DeliveredAt) so a replay counts on.
 	ReopenDelivery(ctx context.Context, eventID, endpoint string) (domain.Delivery, error)
 
+	// BindCheckout stores c unless the order already has a checkout page,
+	// and returns the one stored (c, or the earlier one: compare ReturnURL
+	// to detect a conflicting create). domain.ErrNotFound if the order
+	// does not exist.
+	BindCheckout(ctx context.Context, c domain.Checkout) (domain.Checkout, error)
+	// CheckoutByToken returns the page's binding or domain.ErrNotFound.
+	CheckoutByToken(ctx context.Context, token string) (domain.Checkout, error)
+
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -49,6 +49,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListOrders", testListOrders},
 		{"Deliveries", testDeliveries},
 		{"DeliveryBatch", testDeliveryBatch},
+		{"Checkout", testCheckout},
+		{"CheckoutConcurrent", testCheckoutConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
