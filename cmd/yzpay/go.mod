@@ -63,3 +63,9 @@ require (
 	github.com/yzpay/yzpay/services/notifier v0.0.0
 	github.com/yzpay/yzpay/services/tradefetcher v0.0.0
 )
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/chromedp/chromedp v0.23.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+)

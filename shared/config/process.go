@@ -100,6 +100,23 @@ type Gateway struct {
 	MaxConcurrentPushes int
 	// StartupTimeout bounds the wait for Postgres and NATS at start-up.
 	StartupTimeout time.Duration // STARTUP_TIMEOUT
+
+	// Checkout page (/pay/<token>).
+	// Sandbox shows the page's "simulate payment" buttons (yzpay serve
+	// --sandbox, where the sandbox shares the gateway's listener).
+	Sandbox bool
+	// PublicURL is the gateway's address as buyers reach it, without a
+	// trailing slash; "" makes checkout_url a relative path.
+	PublicURL string // PUBLIC_URL
+	// ReturnURLHosts are the hosts a create request's return_url may name;
+	// empty refuses every return_url.
+	ReturnURLHosts []string // RETURN_URL_HOSTS
+	// ReturnSecret signs the query the page sends the buyer to return_url
+	// with, as the notifier signs notifications.
+	ReturnSecret string // SELF_SECRET
+	// OrderTTL is when the page's countdown ends (the tradefetcher closes
+	// the order then).
+	OrderTTL time.Duration // ORDER_TTL
 }
 
 // Sweep tunes reconciliation and expiry.
@@ -322,9 +339,33 @@ func loadGateway(env Env, p *problems, sandbox bool) Gateway {
 		Addr:     env.Get("GATEWAY_ADDR", DefaultGatewayAddr),
 		APIKey:   env.Get("GATEWAY_API_KEY", ""),
 		AdminKey: env.Get("ADMIN_API_KEY", ""),
+
+		Sandbox:        sandbox,
+		PublicURL:      strings.TrimRight(env.Get("PUBLIC_URL", ""), "/"),
+		ReturnURLHosts: env.List("RETURN_URL_HOSTS", ","),
+		ReturnSecret:   env.Get("SELF_SECRET", ""),
 	}
 	if !sandbox {
 		p.require(env, "GATEWAY_API_KEY")
+	}
+	if g.PublicURL != "" {
+		u, err := url.Parse(g.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			p.add(errors.New("config: PUBLIC_URL must be an http(s) URL without query, e.g. https://pay.example.com"))
+		}
+	}
+	for i, h := range g.ReturnURLHosts {
+		g.ReturnURLHosts[i] = strings.ToLower(h)
+		if strings.ContainsAny(h, "/:@?# ") {
+			p.add(fmt.Errorf("config: RETURN_URL_HOSTS: %q is not a host name (no scheme, port or path)", h))
+		}
+	}
+	// ORDER_TTL's own errors are the tradefetcher's to report in yzpay
+	// serve; LoadGateway reports them for the split gateway.
+	if d, err := env.Duration("ORDER_TTL", DefaultOrderTTL); err == nil && d > 0 {
+		g.OrderTTL = d
+	} else {
+		g.OrderTTL = DefaultOrderTTL
 	}
 	return g
 }
@@ -333,6 +374,13 @@ func loadGateway(env Env, p *problems, sandbox bool) Gateway {
 func LoadGateway(env Env) (Gateway, error) {
 	var p problems
 	g := loadGateway(env, &p, false)
+	if d, err := env.Duration("ORDER_TTL", DefaultOrderTTL); err != nil || d <= 0 {
+		p.add(errors.New("config: ORDER_TTL must be a positive duration"))
+	}
+	if len(g.ReturnURLHosts) > 0 {
+		// The return_url's query is signed with the notifications' secret.
+		p.require(env, "SELF_SECRET")
+	}
 	g.Youzan = loadYouzan(env, &p, true)
 	g.Broker, g.DatabaseURL, g.StartupTimeout = loadSplit(env, &p)
 	return g, p.err()
@@ -431,6 +479,7 @@ func LoadServe(env Env, sandbox bool, randomSecret func() string) (Serve, error)
 	if s.Sandbox && s.Notifier.Secret == "" {
 		s.Notifier.Secret, s.SandboxSecret = randomSecret(), true
 	}
+	s.Gateway.ReturnSecret, s.Gateway.OrderTTL = s.Notifier.Secret, s.Tradefetcher.Sweep.OrderTTL
 	s.DemoMerchant = s.Sandbox && len(s.Notifier.Endpoints) == 0
 	return s, p.err()
 }
@@ -489,6 +538,8 @@ func (b Broker) banner(w io.Writer, db string) {
 func (g Gateway) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  addr          %s\n", g.Addr)
 	fmt.Fprintf(w, "  api key       %s   admin key %s\n", secret(g.APIKey), secret(g.AdminKey))
+	fmt.Fprintf(w, "  checkout      %s/pay/<token>   return url hosts %s   order ttl %s\n",
+		orNone(g.PublicURL), orNone(strings.Join(g.ReturnURLHosts, ",")), g.OrderTTL)
 	g.Youzan.banner(w)
 	g.Broker.banner(w, g.DatabaseURL)
 }
