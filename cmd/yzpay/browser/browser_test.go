@@ -170,6 +170,11 @@ func TestPayFromPage(t *testing.T) {
 	if !marker {
 		t.Error("the page reloaded to show the payment")
 	}
+	// The tick's pop-in, before the picture (the redirect waits 1.5 s).
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getAnimations().every(a => a.playState === 'finished')`,
+		chromedp.WithPollingTimeout(time.Second))); err != nil {
+		t.Logf("animation still running: %v", err)
+	}
 	shot(t, ctx, "checkout-paid")
 
 	select {
