@@ -25,7 +25,6 @@ type watchers struct {
 	mu    sync.Mutex
 	sub   *nats.Subscription
 	pages map[string]map[chan domain.PaymentEvent]struct{} // by order_id
-	n     int
 }
 
 func newWatchers(conn func() *nats.Conn, log *slog.Logger) *watchers {
@@ -61,7 +60,6 @@ func (w *watchers) watch(orderID string) (<-chan domain.PaymentEvent, func(), er
 		w.pages[orderID] = set
 	}
 	set[ch] = struct{}{}
-	w.n++
 	return ch, func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -69,15 +67,7 @@ func (w *watchers) watch(orderID string) (<-chan domain.PaymentEvent, func(), er
 		if len(set) == 0 && w.pages[orderID] != nil && len(w.pages[orderID]) == 0 {
 			delete(w.pages, orderID)
 		}
-		w.n--
 	}, nil
-}
-
-// open is the number of pages watching.
-func (w *watchers) open() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.n
 }
 
 func (w *watchers) deliver(m *nats.Msg) {
