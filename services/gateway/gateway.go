@@ -53,6 +53,7 @@ type Gateway struct {
 	log    *slog.Logger
 	m      *metrics.Metrics
 	pushes chan struct{} // semaphore of MaxConcurrentPushes
+	watch  *watchers     // checkout pages following their orders
 }
 
 // New checks the configuration and builds the gateway.
@@ -75,8 +76,12 @@ func New(cfg config.Gateway, deps Deps) (*Gateway, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
+	if cfg.OrderTTL <= 0 {
+		cfg.OrderTTL = config.DefaultOrderTTL
+	}
 	return &Gateway{cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics,
-		pushes: make(chan struct{}, cfg.MaxConcurrentPushes)}, nil
+		pushes: make(chan struct{}, cfg.MaxConcurrentPushes),
+		watch:  newWatchers(deps.JS.Conn, deps.Logger)}, nil
 }
 
 // Handler is the whole gateway API, instrumented.
@@ -93,7 +98,13 @@ func (g *Gateway) Handler() http.Handler {
 
 	r.POST("/api/payment/qrcode", g.auth(g.cfg.APIKey, g.createQRCode))
 	r.GET("/api/payment/orders/:order_id", g.auth(g.cfg.APIKey, g.getOrder))
+	r.POST("/api/payment/orders/:order_id/close", g.auth(g.cfg.APIKey, g.closeOrder))
 	r.POST("/api/status", g.receivePush)
+	// The checkout page (README, "Checkout page"): public, keyed by token.
+	r.GET("/pay/:token", g.checkoutPage)
+	r.GET("/pay/:token/events", g.checkoutEvents)
+	r.GET("/pay/:token/status", g.checkoutStatus)
+	r.GET("/assets/:file", g.serveAsset)
 	g.adminRoutes(r)
 
 	if g.OpsOnMain() {
@@ -107,7 +118,14 @@ func (g *Gateway) Handler() http.Handler {
 		if h, ps, _ := r.Lookup(req.Method, req.URL.Path); h != nil {
 			route := req.URL.Path
 			if v := ps.ByName("order_id"); v != "" {
-				route = "/api/payment/orders/:order_id"
+				route = strings.Replace(route, v, ":order_id", 1)
+			}
+			if v := ps.ByName("file"); v != "" {
+				route = "/assets/:file"
+			}
+			if v := ps.ByName("token"); v != "" {
+				// Never a token in a label: it is the page's key.
+				route = strings.Replace(route, v, ":token", 1)
 			}
 			if v := ps.ByName("event_id"); v != "" {
 				route = strings.Replace(route, v, ":event_id", 1)

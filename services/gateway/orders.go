@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -36,52 +39,106 @@ var (
 // orderRequest keeps price raw so 1.5 and "100" are refused rather than
 // coerced, as the original service's Math.abs(price) once did.
 type orderRequest struct {
-	Name    *string          `json:"name"`
-	Price   *json.RawMessage `json:"price"`
-	OrderID *string          `json:"order_id"`
+	Name      *string          `json:"name"`
+	Price     *json.RawMessage `json:"price"`
+	OrderID   *string          `json:"order_id"`
+	ReturnURL *string          `json:"return_url"`
+	NotifyURL *string          `json:"notify_url"`
 }
 
-func parseOrderRequest(w http.ResponseWriter, r *http.Request) (domain.NewOrder, error) {
+// createRequest is a parsed, checked create request.
+type createRequest struct {
+	order     domain.NewOrder
+	returnURL string // "" = none; checked against RETURN_URL_HOSTS by the handler
+	notifyURL bool   // the field was given (refused until supported)
+}
+
+func parseOrderRequest(w http.ResponseWriter, r *http.Request) (createRequest, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOrderBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return domain.NewOrder{}, domain.Errorf(domain.CodeBodyTooLarge, "request body exceeds 64 KiB")
+			return createRequest{}, domain.Errorf(domain.CodeBodyTooLarge, "request body exceeds 64 KiB")
 		}
-		return domain.NewOrder{}, domain.Errorf(domain.CodeBadBody, "could not read request body")
+		return createRequest{}, domain.Errorf(domain.CodeBadBody, "could not read request body")
 	}
-	var req orderRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&req); err != nil {
-		return domain.NewOrder{}, domain.Errorf(domain.CodeMalformedJSON, "request body must be a JSON object")
-	}
-	if dec.More() {
-		return domain.NewOrder{}, domain.Errorf(domain.CodeMalformedJSON, "request body must be a single JSON object")
+	var (
+		req      orderRequest
+		priceErr = "price must be a JSON integer number of fen from 1 to 10000000"
+		price    func() (int64, error)
+	)
+	// The original service's body parser took forms too, and merchants'
+	// PHP often posts one; anything else is read as JSON, as before.
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return createRequest{}, domain.Errorf(domain.CodeBadBody, "request body is not a valid urlencoded form")
+		}
+		field := func(k string) *string {
+			if vs, ok := form[k]; ok && len(vs) > 0 {
+				return &vs[0]
+			}
+			return nil
+		}
+		req.Name, req.OrderID, req.ReturnURL, req.NotifyURL = field("name"), field("order_id"), field("return_url"), field("notify_url")
+		priceErr = "price must be a decimal integer number of fen from 1 to 10000000"
+		if p := field("price"); p != nil {
+			price = func() (int64, error) { return parseFormPrice(*p) }
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&req); err != nil {
+			return createRequest{}, domain.Errorf(domain.CodeMalformedJSON, "request body must be a JSON object")
+		}
+		if dec.More() {
+			return createRequest{}, domain.Errorf(domain.CodeMalformedJSON, "request body must be a single JSON object")
+		}
+		if req.Price != nil {
+			price = func() (int64, error) { return parsePrice(*req.Price) }
+		}
 	}
 	if req.Name == nil {
-		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidName, "name is required")
+		return createRequest{}, domain.Errorf(domain.CodeInvalidName, "name is required")
 	}
 	name := strings.TrimSpace(*req.Name)
 	if n := utf8.RuneCountInString(name); n < 1 || n > maxNameLen {
-		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidName, "name must be 1 to 100 characters after trimming")
+		return createRequest{}, domain.Errorf(domain.CodeInvalidName, "name must be 1 to 100 characters after trimming")
 	}
 	// A NUL is refused by Postgres as a store error (which would tell the
 	// merchant to retry forever), and control characters break the
 	// checkout page, logs and Youzan's QR title alike.
 	if !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidName, "name must be valid UTF-8 without control characters")
+		return createRequest{}, domain.Errorf(domain.CodeInvalidName, "name must be valid UTF-8 without control characters")
 	}
-	if req.Price == nil {
-		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidPrice, "price is required (integer fen)")
+	if price == nil {
+		return createRequest{}, domain.Errorf(domain.CodeInvalidPrice, "price is required (integer fen)")
 	}
-	price, err := parsePrice(*req.Price)
+	p, err := price()
 	if err != nil {
-		return domain.NewOrder{}, domain.Errorf(domain.CodeInvalidPrice, "price must be a JSON integer number of fen from 1 to 10000000")
+		return createRequest{}, domain.Errorf(domain.CodeInvalidPrice, "%s", priceErr)
 	}
 	if req.OrderID == nil || !orderIDPattern.MatchString(*req.OrderID) {
-		return domain.NewOrder{}, errInvalidOrderID
+		return createRequest{}, errInvalidOrderID
 	}
-	return domain.NewOrder{OrderID: *req.OrderID, Name: name, Price: price}, nil
+	c := createRequest{order: domain.NewOrder{OrderID: *req.OrderID, Name: name, Price: p}}
+	if req.ReturnURL != nil {
+		c.returnURL = strings.TrimSpace(*req.ReturnURL)
+	}
+	c.notifyURL = req.NotifyURL != nil && strings.TrimSpace(*req.NotifyURL) != ""
+	return c, nil
+}
+
+// parseFormPrice reads a form's price: plain decimal digits only, so that
+// "1.5", "1e3", "+5" and " 100" are refused as JSON refuses them.
+func parseFormPrice(s string) (int64, error) {
+	if s == "" || len(s) > 9 || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, errors.New("not a decimal integer")
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 1 || v > maxPrice {
+		return 0, errors.New("out of range")
+	}
+	return v, nil
 }
 
 func parsePrice(raw json.RawMessage) (int64, error) {
@@ -107,14 +164,21 @@ type qrResponse struct {
 	OrderID string `json:"order_id"`
 	Price   int64  `json:"price"`
 	Status  string `json:"status"`
+	// CheckoutURL is the hosted page for the buyer (absolute with
+	// PUBLIC_URL, else a path on the gateway).
+	CheckoutURL string `json:"checkout_url"`
 }
 
 func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	req, err := parseOrderRequest(w, r)
+	cr, err := parseOrderRequest(w, r)
+	if err == nil {
+		err = g.checkCreateURLs(cr)
+	}
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
 	}
+	req := cr.order
 	o, err := g.ensureQR(r.Context(), req)
 	if err != nil {
 		g.writeErr(w, r, err, "order_id", req.OrderID)
@@ -126,8 +190,14 @@ func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprou
 		g.writeErr(w, r, domain.Wrap(err, domain.CodeQRRenderFailed, "could not render the QR image"))
 		return
 	}
+	co, err := g.bindCheckout(r.Context(), req.OrderID, cr.returnURL)
+	if err != nil {
+		g.writeErr(w, r, err, "order_id", req.OrderID)
+		return
+	}
 	httpapi.WriteJSON(w, http.StatusOK, qrResponse{
 		QRID: o.QRID, QRURL: o.QRURL, QRCode: img, OrderID: o.OrderID, Price: o.Price, Status: o.Status,
+		CheckoutURL: g.cfg.PublicURL + "/pay/" + co.Token,
 	})
 }
 

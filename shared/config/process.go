@@ -122,6 +122,23 @@ type Gateway struct {
 	MaxConcurrentPushes int
 	// StartupTimeout bounds the wait for Postgres and NATS at start-up.
 	StartupTimeout time.Duration // STARTUP_TIMEOUT
+
+	// Checkout page (/pay/<token>).
+	// Sandbox shows the page's "simulate payment" buttons (yzpay serve
+	// --sandbox, where the sandbox shares the gateway's listener).
+	Sandbox bool
+	// PublicURL is the gateway's address as buyers reach it, without a
+	// trailing slash; "" makes checkout_url a relative path.
+	PublicURL string // PUBLIC_URL
+	// ReturnURLHosts are the hosts a create request's return_url may name;
+	// empty refuses every return_url.
+	ReturnURLHosts []string // RETURN_URL_HOSTS
+	// ReturnSecret signs the query the page sends the buyer to return_url
+	// with, as the notifier signs notifications.
+	ReturnSecret string // SELF_SECRET
+	// OrderTTL is when the page's countdown ends (the tradefetcher closes
+	// the order then).
+	OrderTTL time.Duration // ORDER_TTL
 }
 
 // Sweep tunes reconciliation and expiry.
@@ -391,9 +408,33 @@ func loadGateway(env Env, p *problems, sandbox bool) Gateway {
 		Addr:     env.Get("GATEWAY_ADDR", addr),
 		APIKey:   env.Get("GATEWAY_API_KEY", ""),
 		AdminKey: env.Get("ADMIN_API_KEY", ""),
+
+		Sandbox:        sandbox,
+		PublicURL:      strings.TrimRight(env.Get("PUBLIC_URL", ""), "/"),
+		ReturnURLHosts: env.List("RETURN_URL_HOSTS", ","),
+		ReturnSecret:   env.Get("SELF_SECRET", ""),
 	}
 	if !sandbox {
 		p.require(env, "GATEWAY_API_KEY")
+	}
+	if g.PublicURL != "" {
+		u, err := url.Parse(g.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			p.add(errors.New("config: PUBLIC_URL must be an http(s) URL without query, e.g. https://pay.example.com"))
+		}
+	}
+	for i, h := range g.ReturnURLHosts {
+		g.ReturnURLHosts[i] = strings.ToLower(h)
+		if strings.ContainsAny(h, "/:@?# ") {
+			p.add(fmt.Errorf("config: RETURN_URL_HOSTS: %q is not a host name (no scheme, port or path)", h))
+		}
+	}
+	// ORDER_TTL's own errors are the tradefetcher's to report in yzpay
+	// serve; LoadGateway reports them for the split gateway.
+	if d, err := env.Duration("ORDER_TTL", DefaultOrderTTL); err == nil && d > 0 {
+		g.OrderTTL = d
+	} else {
+		g.OrderTTL = DefaultOrderTTL
 	}
 	return g
 }
@@ -416,6 +457,13 @@ func LoadGateway(env Env) (Gateway, error) {
 	var p problems
 	g := loadGateway(env, &p, false)
 	g.OpsAddr = loadOpsAddr(env, &p, g.Addr, DefaultOpsAddr)
+	if d, err := env.Duration("ORDER_TTL", DefaultOrderTTL); err != nil || d <= 0 {
+		p.add(errors.New("config: ORDER_TTL must be a positive duration"))
+	}
+	if len(g.ReturnURLHosts) > 0 {
+		// The return_url's query is signed with the notifications' secret.
+		p.require(env, "SELF_SECRET")
+	}
 	g.Youzan = loadYouzan(env, &p, true)
 	g.Broker, g.DatabaseURL, g.StartupTimeout = loadSplit(env, &p)
 	return g, p.err()
@@ -578,6 +626,9 @@ func LoadServe(env Env, sandbox bool) (Serve, error) {
 	s.Gateway.Youzan, s.Tradefetcher.Youzan = yz, yz
 	s.Gateway.Broker, s.Tradefetcher.Broker, s.Notifier.Broker = b, b, b
 	s.Gateway.DatabaseURL, s.Tradefetcher.DatabaseURL, s.Notifier.DatabaseURL = db, db, db
+	// In sandbox mode the secret may still be "": the app takes it from
+	// DATA_DIR and sets both (App.start).
+	s.Gateway.ReturnSecret, s.Gateway.OrderTTL = s.Notifier.Secret, s.Tradefetcher.Sweep.OrderTTL
 	s.DemoMerchant = s.Sandbox && len(s.Notifier.Endpoints) == 0
 	return s, p.err()
 }
@@ -695,6 +746,8 @@ func (b Broker) banner(w io.Writer, db string) {
 func (g Gateway) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  addr          %s   ops %s\n", g.Addr, g.OpsAddr)
 	fmt.Fprintf(w, "  api key       %s   admin key %s\n", secret(g.APIKey), secret(g.AdminKey))
+	fmt.Fprintf(w, "  checkout      %s/pay/<token>   return url hosts %s   order ttl %s\n",
+		orNone(g.PublicURL), orNone(strings.Join(g.ReturnURLHosts, ",")), g.OrderTTL)
 	g.Youzan.banner(w)
 	g.Broker.banner(w, g.DatabaseURL)
 }

@@ -31,6 +31,11 @@ const (
 	CodeReceiptNotFound    Code = "receipt_not_found"
 	CodeNotFound           Code = "not_found"
 	CodeMethodNotAllowed   Code = "method_not_allowed"
+	// CodeURLNotAllowed: a return_url (or notify_url) that is not https (or
+	// loopback in sandbox mode), or whose host is not allowed.
+	CodeURLNotAllowed Code = "url_not_allowed"
+	// CodeAlreadyPaid: closing an order the buyer has paid.
+	CodeAlreadyPaid Code = "already_paid"
 
 	// Youzan pushes.
 	CodeBadSignature      Code = "bad_signature"

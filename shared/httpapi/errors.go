@@ -41,6 +41,8 @@ var statuses = map[domain.Code]int{
 	domain.CodeNotFound:           http.StatusNotFound,
 	domain.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
 	domain.CodeInternal:           http.StatusInternalServerError,
+	domain.CodeURLNotAllowed:      http.StatusBadRequest,
+	domain.CodeAlreadyPaid:        http.StatusConflict,
 }
 
 // Statuses returns a copy of the code → HTTP status table, for tests and

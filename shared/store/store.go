@@ -115,6 +115,13 @@ type Store interface {
 	// not found is given up again after that one try. domain.ErrNotFound
 	// if no such receipt.
 	ReopenReceipt(ctx context.Context, tid string, at time.Time) (domain.ParkedReceipt, error)
+	// BindCheckout stores c unless the order already has a checkout page,
+	// and returns the one stored (c, or the earlier one: compare ReturnURL
+	// to detect a conflicting create). domain.ErrNotFound if the order
+	// does not exist.
+	BindCheckout(ctx context.Context, c domain.Checkout) (domain.Checkout, error)
+	// CheckoutByToken returns the page's binding or domain.ErrNotFound.
+	CheckoutByToken(ctx context.Context, token string) (domain.Checkout, error)
 
 	Ping(ctx context.Context) error
 	Close() error

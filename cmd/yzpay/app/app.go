@@ -115,6 +115,7 @@ func (a *App) start(ctx context.Context, cfg config.Serve, sc sandbox.Config) er
 				return err
 			}
 			cfg.Notifier.Secret = sec
+			cfg.Gateway.ReturnSecret = sec
 		}
 		if len(cfg.SandboxIgnored) > 0 {
 			log.Warn("sandbox mode ignores " + strings.Join(cfg.SandboxIgnored, ", ") +

@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ParkedReceiptsLease", testParkedReceiptsLease},
 		{"SupersededDelivery", testSupersededDelivery},
 		{"OrdersAndDeliveriesByOrder", testByOrder},
+		{"Checkout", testCheckout},
+		{"CheckoutConcurrent", testCheckoutConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

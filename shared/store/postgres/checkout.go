@@ -1,0 +1,57 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/yzpay/yzpay/shared/domain"
+)
+
+// BindCheckout stores c unless the order has a checkout page already; see
+// store.Store.
+func (s *Store) BindCheckout(ctx context.Context, c domain.Checkout) (domain.Checkout, error) {
+	// One statement: insert if absent, else return what is there. The CTE
+	// cannot see the row a concurrent insert made, so a lost race falls
+	// through to the second query.
+	got, err := scanCheckout(s.pool.QueryRow(ctx, `
+		INSERT INTO checkouts (token, order_id, return_url, created_at)
+		SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = $2)
+		ON CONFLICT (order_id) DO NOTHING
+		RETURNING token, order_id, return_url, created_at`, c.Token, c.OrderID, c.ReturnURL, now()))
+	if errors.Is(err, pgx.ErrNoRows) {
+		got, err = scanCheckout(s.pool.QueryRow(ctx, `SELECT token, order_id, return_url, created_at
+			FROM checkouts WHERE order_id = $1`, c.OrderID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = domain.ErrNotFound // no such order
+		}
+	}
+	if err != nil {
+		return domain.Checkout{}, fmt.Errorf("postgres store: bind checkout of %q: %w", c.OrderID, err)
+	}
+	return got, nil
+}
+
+// CheckoutByToken returns the checkout page's binding or domain.ErrNotFound.
+func (s *Store) CheckoutByToken(ctx context.Context, token string) (domain.Checkout, error) {
+	c, err := scanCheckout(s.pool.QueryRow(ctx, `SELECT token, order_id, return_url, created_at
+		FROM checkouts WHERE token = $1`, token))
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = domain.ErrNotFound
+	}
+	if err != nil {
+		// The token is the page's key: keep it out of errors and logs.
+		return domain.Checkout{}, fmt.Errorf("postgres store: checkout by token: %w", err)
+	}
+	return c, nil
+}
+
+func scanCheckout(row pgx.Row) (domain.Checkout, error) {
+	var c domain.Checkout
+	if err := row.Scan(&c.Token, &c.OrderID, &c.ReturnURL, &c.CreatedAt); err != nil {
+		return domain.Checkout{}, err
+	}
+	c.CreatedAt = trunc(c.CreatedAt)
+	return c, nil
+}
