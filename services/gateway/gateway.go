@@ -53,6 +53,8 @@ type Gateway struct {
 	log    *slog.Logger
 	m      *metrics.Metrics
 	pushes chan struct{} // semaphore of MaxConcurrentPushes
+	// bodyBytes bounds the push bytes held at once (MaxPushBytes).
+	bodyBytes *byteBudget
 }
 
 // New checks the configuration and builds the gateway.
@@ -72,11 +74,17 @@ func New(cfg config.Gateway, deps Deps) (*Gateway, error) {
 	if cfg.MaxConcurrentPushes <= 0 {
 		cfg.MaxConcurrentPushes = 512
 	}
+	if cfg.PushReadTimeout <= 0 {
+		cfg.PushReadTimeout = 3 * time.Second
+	}
+	if cfg.MaxPushBytes <= 0 {
+		cfg.MaxPushBytes = 16 << 20
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
 	return &Gateway{cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics,
-		pushes: make(chan struct{}, cfg.MaxConcurrentPushes)}, nil
+		pushes: make(chan struct{}, cfg.MaxConcurrentPushes), bodyBytes: &byteBudget{limit: cfg.MaxPushBytes}}, nil
 }
 
 // Handler is the whole gateway API, instrumented.
