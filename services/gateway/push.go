@@ -128,19 +128,26 @@ func (g *Gateway) readPush(w http.ResponseWriter, r *http.Request) (body []byte,
 	rc := http.NewResponseController(w)
 	// Not every ResponseWriter supports deadlines (httptest's recorder does
 	// not); the server's ReadTimeout is then the bound.
-	if err := rc.SetReadDeadline(time.Now().Add(g.cfg.PushReadTimeout)); err == nil {
-		// A deadline left in place would end the connection's background
-		// read while the receipt is being stored, cancelling the request.
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
-	}
+	deadline := rc.SetReadDeadline(time.Now().Add(g.cfg.PushReadTimeout)) == nil
 	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, maxPushBody), b: g.bodyBytes}
 	size := 4 << 10
 	if r.ContentLength > 0 && r.ContentLength <= maxPushBody {
 		size = int(r.ContentLength) + 1 // +1 so ReadFrom sees EOF without growing
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size))
-	_, err = buf.ReadFrom(br)
-	return buf.Bytes(), br.release, err
+	if _, err = buf.ReadFrom(br); err != nil {
+		// Otherwise net/http would try to read the rest of the body before
+		// answering, waiting on the very sender being refused.
+		w.Header().Set("Connection", "close")
+		return nil, br.release, err
+	}
+	if deadline {
+		// A deadline left in place would end the connection's background
+		// read while the receipt is being stored, cancelling the request.
+		// The body is read whole: nothing more is read for this request.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	return buf.Bytes(), br.release, nil
 }
 
 // refuseRead answers a push whose body could not be read whole.
