@@ -273,7 +273,11 @@ func decodeMsg(raw json.RawMessage) (string, json.RawMessage, error) {
 	case '{':
 		// Newer refund messages carry msg as an object. Whether the body sign
 		// then covers its raw text is unconfirmed; such messages come with
-		// Event-Sign.
+		// Event-Sign. The body parser hands over valid JSON; another caller
+		// may not (found by FuzzDecodeMsg).
+		if !json.Valid(raw) {
+			return "", nil, fmt.Errorf("%w: msg object is not JSON", ErrMalformed)
+		}
 		return string(raw), append(json.RawMessage(nil), raw...), nil
 	case '"':
 	default:
