@@ -12,7 +12,7 @@ STATICCHECK_VERSION := v0.8.2
 RACE      := $(shell command -v $$($(GO) env CC) >/dev/null 2>&1 && [ "$$($(GO) env CGO_ENABLED)" = 1 ] && echo -race)
 TEST_FLAGS ?= $(RACE) -count=1 -timeout 30m
 
-.PHONY: all build run test test-short lint bench migrate compose-up clean tools
+.PHONY: all build run test test-short lint fuzz bench migrate compose-up clean tools
 
 all: build
 
@@ -35,6 +35,17 @@ test:
 	@mkdir -p bin && rm -f $(LEDGER)
 	YZPAY_LEDGER_FILE=$(LEDGER) $(GO) test $(TEST_FLAGS) $(PKGS)
 	@if [ -s $(LEDGER) ]; then echo '>> fault-test ledgers'; cat $(LEDGER); fi
+
+# Native Go fuzzing of the push parser and verifier, the msg decoder and the
+# QR-create request decoder, FUZZTIME each. Their committed corpora
+# (testdata/fuzz) already run in every `go test`; new finds land in the Go
+# cache, failures in testdata/fuzz (commit them with the fix).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := shared/youzan/push:FuzzParse shared/youzan/push:FuzzVerify shared/youzan/push:FuzzDecodeMsg services/gateway:FuzzParseOrderRequest
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo ">> $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; done
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -135,7 +135,14 @@ func qr(body string) io.Reader { return strings.NewReader(body) }
 // status, code, message and the headers that go with them.
 func errorCases() []errCase {
 	noTID, noTIDHeader := signedPush(`{"type":"TRADE_ORDER_STATE","status":"TRADE_SUCCESS","kdt_id":1}`)
-	good, goodHeader := signedPush(`{"type":"TRADE_ORDER_STATE","id":"T1","status":"TRADE_SUCCESS","kdt_id":1}`)
+	goodBody := `{"type":"TRADE_ORDER_STATE","id":"E20240101120000000000001","status":"TRADE_SUCCESS","kdt_id":1}`
+	good, goodHeader := signedPush(goodBody)
+	good2, _ := signedPush(goodBody)
+	badTID, badTIDHeader := signedPush(`{"type":"TRADE_ORDER_STATE","id":"E1\u001b[2J","status":"TRADE_SUCCESS","kdt_id":1}`)
+	// Body-signed: the sign covers msg only, whose tid is not the id.
+	msg := `%7B%22tid%22%3A%22E20240101120000000000001%22%7D`
+	mismatch := qr(`{"type":"trade_TradeSuccess","id":"E20240101120000000000002","status":"TRADE_SUCCESS","msg":"` + msg +
+		`","sign":"` + push.BodySign(testClientID, msg, testSecret) + `"}`)
 	badSign := http.Header{}
 	badSign.Set("Event-Sign", strings.Repeat("0", 32))
 	order := `{"name":"n","price":1,"order_id":"o-1"}`
@@ -200,8 +207,12 @@ func errorCases() []errCase {
 		{name: "push busy", busy: true, method: "POST", path: "/api/status", body: good, header: goodHeader,
 			status: 503, code: "busy", message: "too many pushes in flight; retry later",
 			wantHeader: map[string]string{"Retry-After": "5"}},
-		{name: "push too large", method: "POST", path: "/api/status", body: qr(strings.Repeat(" ", 1<<20+1)),
-			status: 413, code: "body_too_large", message: "push body exceeds 1 MiB"},
+		{name: "push too large", method: "POST", path: "/api/status", body: qr(strings.Repeat(" ", 64<<10+1)),
+			status: 413, code: "body_too_large", message: "push body exceeds 64 KiB"},
+		{name: "push bad tid", method: "POST", path: "/api/status", body: badTID, header: badTIDHeader,
+			status: 400, code: "invalid_trade_id", message: "trade id must be E followed by 23 digits"},
+		{name: "push fields mismatch", method: "POST", path: "/api/status", body: mismatch,
+			status: 401, code: "push_fields_mismatch", message: "push fields disagree with its signed msg: id differs from the signed msg's tid"},
 		{name: "push unreadable", method: "POST", path: "/api/status", body: failingBody{},
 			status: 400, code: "bad_body", message: "could not read push body"},
 		{name: "push forged", method: "POST", path: "/api/status", body: qr(`{"type":"TRADE_ORDER_STATE","id":"T1"}`), header: badSign,
@@ -211,7 +222,7 @@ func errorCases() []errCase {
 		{name: "push without tid", method: "POST", path: "/api/status", body: noTID, header: noTIDHeader,
 			status: 400, code: "malformed_push", message: "trade push without an id"},
 		{name: "push broker down", js: fakeJS{err: errors.New("nats: no responders")},
-			method: "POST", path: "/api/status", body: good, header: goodHeader,
+			method: "POST", path: "/api/status", body: good2, header: goodHeader,
 			status: 503, code: "broker_unavailable", message: "receipt could not be stored; retry later"},
 		{name: "admin no key", method: "GET", path: "/api/admin/deliveries",
 			status: 401, code: "unauthorized", message: "missing or wrong bearer key"},

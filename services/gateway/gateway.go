@@ -54,6 +54,8 @@ type Gateway struct {
 	m      *metrics.Metrics
 	pushes chan struct{} // semaphore of MaxConcurrentPushes
 	watch  *watchers     // checkout pages following their orders
+	// bodyBytes bounds the push bytes held at once (MaxPushBytes).
+	bodyBytes *byteBudget
 }
 
 // New checks the configuration and builds the gateway.
@@ -73,6 +75,12 @@ func New(cfg config.Gateway, deps Deps) (*Gateway, error) {
 	if cfg.MaxConcurrentPushes <= 0 {
 		cfg.MaxConcurrentPushes = 512
 	}
+	if cfg.PushReadTimeout <= 0 {
+		cfg.PushReadTimeout = 3 * time.Second
+	}
+	if cfg.MaxPushBytes <= 0 {
+		cfg.MaxPushBytes = 16 << 20
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
@@ -80,8 +88,8 @@ func New(cfg config.Gateway, deps Deps) (*Gateway, error) {
 		cfg.OrderTTL = config.DefaultOrderTTL
 	}
 	return &Gateway{cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics,
-		pushes: make(chan struct{}, cfg.MaxConcurrentPushes),
-		watch:  newWatchers(deps.JS.Conn, deps.Logger)}, nil
+		pushes: make(chan struct{}, cfg.MaxConcurrentPushes), bodyBytes: &byteBudget{limit: cfg.MaxPushBytes},
+		watch: newWatchers(deps.JS.Conn, deps.Logger)}, nil
 }
 
 // Handler is the whole gateway API, instrumented.

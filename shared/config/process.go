@@ -120,6 +120,12 @@ type Gateway struct {
 	// the gateway answers 503 at once (Youzan re-pushes later) instead of
 	// queueing without limit under overload. Default 512.
 	MaxConcurrentPushes int
+	// PushReadTimeout bounds the time a push body may take to arrive; a
+	// real one is a few KiB and arrives at once. Default 3s.
+	PushReadTimeout time.Duration
+	// MaxPushBytes bounds the push body bytes held at once (being read or
+	// stored); beyond it a push is answered 503 at once. Default 16 MiB.
+	MaxPushBytes int64
 	// StartupTimeout bounds the wait for Postgres and NATS at start-up.
 	StartupTimeout time.Duration // STARTUP_TIMEOUT
 

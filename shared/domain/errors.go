@@ -38,8 +38,13 @@ const (
 	CodeAlreadyPaid Code = "already_paid"
 
 	// Youzan pushes.
-	CodeBadSignature      Code = "bad_signature"
-	CodeMalformedPush     Code = "malformed_push"
+	CodeBadSignature  Code = "bad_signature"
+	CodeMalformedPush Code = "malformed_push"
+	// A body-signed push whose unsigned id, type or status disagree with
+	// its signed msg, or whose msg carries no trade id: a forged variant.
+	CodePushFieldsMismatch Code = "push_fields_mismatch"
+	// A trade push whose tid is not "E" and 23 digits.
+	CodeInvalidTradeID    Code = "invalid_trade_id"
 	CodeBrokerUnavailable Code = "broker_unavailable"
 	CodeBusy              Code = "busy"
 

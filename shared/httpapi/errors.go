@@ -30,6 +30,8 @@ var statuses = map[domain.Code]int{
 	domain.CodeUnavailable:        http.StatusServiceUnavailable,
 	domain.CodeBadSignature:       http.StatusUnauthorized,
 	domain.CodeMalformedPush:      http.StatusBadRequest,
+	domain.CodePushFieldsMismatch: http.StatusUnauthorized,
+	domain.CodeInvalidTradeID:     http.StatusBadRequest,
 	domain.CodeBrokerUnavailable:  http.StatusServiceUnavailable,
 	domain.CodeBusy:               http.StatusServiceUnavailable,
 	domain.CodeInvalidState:       http.StatusBadRequest,

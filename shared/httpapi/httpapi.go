@@ -61,9 +61,9 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// Unwrap lets http.ResponseController reach the connection, so that
-// long-lived responses (the checkout page's event stream) can flush and
-// move their write deadline.
+// Unwrap lets http.ResponseController reach the connection: the push
+// receiver sets read deadlines, the checkout page's event stream flushes
+// and moves its write deadline.
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusWriter) Write(b []byte) (int, error) {

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -71,6 +72,32 @@ func FuzzVerify(f *testing.F) {
 		bad := http.Header{"Event-Sign": {EventSign(cid, body, secret+"x")}}
 		if _, err := Verify(body, bad, cid, secret); !errors.Is(err, ErrBadSignature) {
 			t.Fatalf("wrong Event-Sign gave %v", err)
+		}
+	})
+}
+
+// FuzzDecodeMsg: the msg decoder never panics; what it accepts is JSON, and
+// the string it reports as signed is the msg text itself (for a JSON string
+// msg), never something rebuilt from the decoded value.
+func FuzzDecodeMsg(f *testing.F) {
+	for _, s := range []string{`"%7B%22tid%22%3A%22E1%22%7D"`, `"%7B%22update_time%22:%222017-08-07%2018:19:05%22%7D"`,
+		`{"tid":"E1"}`, `"{\"a\":\"1+1\"}"`, `null`, `""`, `"%zz"`, `7`, `"+"`, `"%7B"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		signedText, msg, err := decodeMsg(raw)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error not ErrMalformed: %v", err)
+			}
+			return
+		}
+		if msg != nil && !json.Valid(msg) {
+			t.Fatalf("accepted msg is not JSON: %q", msg)
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil && signedText != s {
+			t.Fatalf("signed text %q, want the msg string %q", signedText, s)
 		}
 	})
 }

@@ -14,6 +14,7 @@ package push
 import (
 	"bytes"
 	"crypto/md5"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -33,11 +34,29 @@ var (
 	ErrMalformed = errors.New("youzan push: malformed push message")
 )
 
+// Auth says which signature authenticated a push, and so which of its fields
+// can be believed (docs/youzan.md#push-signatures).
+type Auth int
+
+const (
+	// AuthNone: an unsigned test message; nothing in it is authentic.
+	AuthNone Auth = iota
+	// AuthBodySign: the legacy body sign, which covers msg only; type, id,
+	// status, msg_id, kdt_id and version are the sender's word.
+	AuthBodySign
+	// AuthEventSign: the Event-Sign header, which covers every byte of the body.
+	AuthEventSign
+)
+
 // Push is a parsed push message.
 type Push struct {
 	Type      string          // body "type"; letters, digits, '_' and '-' only, so it is safe as a NATS subject token
-	TID       string          // body "id" (the trade number for trade messages); msg.tid when "id" is absent
+	ID        string          // body "id" as sent (the trade number for trade messages)
+	TID       string          // body "id"; msg's tid when "id" is absent
 	Status    string          // body "status" ("" when absent/null); msg.status for TRADE_ORDER_STATE when the body has none
+	MsgTID    string          // the tid inside msg (tid, full_order_info.order_info.tid or trade.tid), "" if none
+	MsgStatus string          // the status inside msg (status, full_order_info.order_info.status or trade.status), "" if none
+	Auth      Auth            // set by Verify: which signature vouched for the push
 	MsgID     string          // body "msg_id" ("" on 2017/early-2018 messages)
 	Version   int64           // body "version": seconds in most captures, milliseconds in one
 	KdtID     int64           // body "kdt_id" (number or numeric string)
@@ -46,15 +65,39 @@ type Push struct {
 	Test      bool            // body "test": a health-check message, to be acknowledged and otherwise ignored
 	Msg       json.RawMessage // the decoded msg JSON (nil when absent or empty)
 	QRID      int64           // QR code id found in msg (qr_info.qr_id, full_order_info.qrcode_info.qrcode_id or trade.qr_id), else 0
+	msgSum    string          // hex sha256 of the msg text the body sign covers; "" when msg is empty
 }
 
-// DedupID identifies the message for de-duplication: msg_id when Youzan sent
-// one, else type:kdt_id:id:version (docs/youzan.md#push-delivery).
+// DedupID identifies the message for de-duplication from signed content
+// only: "msg:" and a digest of msg, which both signatures cover, so that
+// neither a changed unsigned field (msg_id, id, type, version) nor a dropped
+// Event-Sign header turns one captured push into a new message. Youzan's
+// re-pushes of a message repeat its msg. Without a msg: msg_id, else
+// type:kdt_id:id:version (only an Event-Signed push can get here and be
+// acted upon; docs/youzan.md#push-delivery).
 func (p Push) DedupID() string {
+	if p.msgSum != "" {
+		return "msg:" + p.msgSum
+	}
 	if p.MsgID != "" {
 		return p.MsgID
 	}
 	return fmt.Sprintf("%s:%d:%s:%d", p.Type, p.KdtID, p.TID, p.Version)
+}
+
+// ValidTID reports whether s has the shape of a Youzan trade id: "E"
+// followed by 23 digits (docs/youzan.md#trade-ids). Anything else is refused
+// before it reaches a NATS header or a log line.
+func ValidTID(s string) bool {
+	if len(s) != 24 || s[0] != 'E' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // BodySign is the legacy body signature: lowercase hex md5 of
@@ -94,7 +137,11 @@ func Verify(body []byte, header http.Header, clientID, clientSecret string) (Pus
 			return Push{}, fmt.Errorf("%w: Event-Sign does not match", ErrBadSignature)
 		}
 		p, _, err := parse(body)
-		return p, err
+		if err != nil {
+			return Push{}, err
+		}
+		p.Auth = AuthEventSign
+		return p, nil
 	}
 	p, r, err := parse(body)
 	if err != nil {
@@ -109,6 +156,7 @@ func Verify(body []byte, header http.Header, clientID, clientSecret string) (Pus
 	if !equalHex(BodySign(clientID, r.rawMsg, clientSecret), r.sign) {
 		return Push{}, fmt.Errorf("%w: body sign does not match", ErrBadSignature)
 	}
+	p.Auth = AuthBodySign
 	return p, nil
 }
 
@@ -167,7 +215,7 @@ func parse(body []byte) (Push, signed, error) {
 	}
 	var sendCount int64
 	field("type", &p.Type)
-	field("id", &p.TID)
+	field("id", &p.ID)
 	field("status", &p.Status)
 	field("msg_id", &p.MsgID)
 	field("version", &p.Version)
@@ -191,6 +239,11 @@ func parse(body []byte) (Push, signed, error) {
 	if err != nil {
 		return Push{}, signed{}, err
 	}
+	if s.rawMsg != "" {
+		sum := sha256.Sum256([]byte(s.rawMsg))
+		p.msgSum = hex.EncodeToString(sum[:20])
+	}
+	p.TID = p.ID
 	probeMsg(&p)
 	return p, s, nil
 }
@@ -220,7 +273,11 @@ func decodeMsg(raw json.RawMessage) (string, json.RawMessage, error) {
 	case '{':
 		// Newer refund messages carry msg as an object. Whether the body sign
 		// then covers its raw text is unconfirmed; such messages come with
-		// Event-Sign.
+		// Event-Sign. The body parser hands over valid JSON; another caller
+		// may not (found by FuzzDecodeMsg).
+		if !json.Valid(raw) {
+			return "", nil, fmt.Errorf("%w: msg object is not JSON", ErrMalformed)
+		}
 		return string(raw), append(json.RawMessage(nil), raw...), nil
 	case '"':
 	default:
@@ -265,12 +322,18 @@ func probeMsg(p *Push) {
 			QRID json.RawMessage `json:"qr_id"`
 		} `json:"qr_info"`
 		FullOrderInfo struct {
+			OrderInfo struct {
+				TID    json.RawMessage `json:"tid"`
+				Status json.RawMessage `json:"status"`
+			} `json:"order_info"`
 			QRCodeInfo struct {
 				QRCodeID json.RawMessage `json:"qrcode_id"`
 			} `json:"qrcode_info"`
 		} `json:"full_order_info"`
 		Trade struct {
-			QRID json.RawMessage `json:"qr_id"`
+			TID    json.RawMessage `json:"tid"`
+			Status json.RawMessage `json:"status"`
+			QRID   json.RawMessage `json:"qr_id"`
 		} `json:"trade"`
 	}
 	// A type mismatch in one field must not hide the others, and msg content
@@ -279,6 +342,20 @@ func probeMsg(p *Push) {
 	for _, raw := range []json.RawMessage{m.QRInfo.QRID, m.FullOrderInfo.QRCodeInfo.QRCodeID, m.Trade.QRID} {
 		if id, err := jsonInt(raw); err == nil && id > 0 {
 			p.QRID = id
+			break
+		}
+	}
+	// The flat messages (TRADE_ORDER_STATE, trade_TradeSuccess, …) carry tid
+	// at the top, the full structure in order_info, the V1 TRADE in trade.
+	for _, raw := range []json.RawMessage{m.TID, m.FullOrderInfo.OrderInfo.TID, m.Trade.TID} {
+		if s, err := jsonString(raw); err == nil && s != "" {
+			p.MsgTID = s
+			break
+		}
+	}
+	for _, raw := range []json.RawMessage{m.Status, m.FullOrderInfo.OrderInfo.Status, m.Trade.Status} {
+		if s, err := jsonString(raw); err == nil && s != "" {
+			p.MsgStatus = s
 			break
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -158,8 +159,8 @@ func TestShapes(t *testing.T) {
 					t.Errorf("Msg lacks %s:\n%s", s, p.Msg)
 				}
 			}
-			if w.msgID != "" && p.DedupID() != w.msgID {
-				t.Errorf("DedupID = %q, want the msg_id", p.DedupID())
+			if len(p.Msg) > 0 && !strings.HasPrefix(p.DedupID(), "msg:") {
+				t.Errorf("DedupID = %q, want one derived from the signed msg", p.DedupID())
 			}
 			if !w.header && !w.test {
 				// The same body with a correct header verifies too, and a
@@ -189,13 +190,88 @@ func equalPush(a, b Push) bool {
 		a.SendCount == b.SendCount && a.Test == b.Test && a.QRID == b.QRID && bytes.Equal(a.Msg, b.Msg)
 }
 
-func TestDedupIDFallback(t *testing.T) {
-	p, err := Verify(readFile(t, "trade_order_state_2017.json"), nil, cid, secret)
+// TestDedupIDComesFromSignedContentOnly: a captured body-signed push with
+// its unsigned fields changed keeps its dedup id, so JetStream stores it
+// once; another msg gets another id. Without a msg the id falls back to
+// msg_id, then type:kdt_id:id:version.
+func TestDedupIDComesFromSignedContentOnly(t *testing.T) {
+	body := readFile(t, "trade_TradeSuccess_2021.json")
+	orig, err := Verify(body, nil, cid, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := p.DedupID(), "TRADE_ORDER_STATE:1:E20170807181905034500002:1502101145"; got != want {
-		t.Errorf("DedupID = %q, want %q", got, want)
+	var f map[string]any
+	if err := json.Unmarshal(body, &f); err != nil {
+		t.Fatal(err)
+	}
+	for field, v := range map[string]any{"msg_id": "other", "id": "E20210307180549044200099", "type": "trade_TradeClose",
+		"status": "TRADE_CLOSED", "version": 1, "kdt_id": 7, "sendCount": 3} {
+		g := maps.Clone(f)
+		g[field] = v
+		variant, _ := json.Marshal(g)
+		p, err := Verify(variant, nil, cid, secret)
+		if err != nil {
+			t.Fatalf("%s changed: %v", field, err)
+		}
+		if p.DedupID() != orig.DedupID() {
+			t.Errorf("changing unsigned %s changed DedupID %q → %q", field, orig.DedupID(), p.DedupID())
+		}
+	}
+	// Event-Signed, the same msg: same id, so dropping the header gains nothing.
+	h := http.Header{"Event-Sign": {EventSign(cid, body, secret)}}
+	if p, err := Verify(body, h, cid, secret); err != nil || p.DedupID() != orig.DedupID() || p.Auth != AuthEventSign {
+		t.Errorf("Event-Signed: %q auth %v, %v; want %q", p.DedupID(), p.Auth, err, orig.DedupID())
+	}
+	if orig.Auth != AuthBodySign {
+		t.Errorf("Auth = %v, want AuthBodySign", orig.Auth)
+	}
+	other, err := Verify(readFile(t, "trade_order_state_2017.json"), nil, cid, secret)
+	if err != nil || other.DedupID() == orig.DedupID() {
+		t.Errorf("another msg: %q, %v", other.DedupID(), err)
+	}
+	noMsg, err := Parse([]byte(`{"type":"trade_TradeClose","id":"E1","kdt_id":5,"version":9}`))
+	if err != nil || noMsg.DedupID() != "trade_TradeClose:5:E1:9" {
+		t.Errorf("no msg, no msg_id: %q, %v", noMsg.DedupID(), err)
+	}
+	noMsg.MsgID = "m-1"
+	if noMsg.DedupID() != "m-1" {
+		t.Errorf("no msg: %q, want msg_id", noMsg.DedupID())
+	}
+}
+
+func TestMsgTIDAndStatusFromEveryLayout(t *testing.T) {
+	for file, want := range map[string][2]string{
+		"trade_TradeSuccess_2021.json":               {"E20210307180549044200012", ""},
+		"trade_order_state_2017.json":                {"E20170807181905034500002", "TRADE_CLOSED"},
+		"trade_TradePaid_2018_qr_info.json":          {"E20180720140005023400029", "TRADE_SUCCESS"},
+		"trade_TradePaid_qrcode_info.json":           {"E20220101120000044200014", "TRADE_PAID"},
+		"trade_v1_qr_id_large.json":                  {"E20180115120000001353614", "TRADE_BUYER_SIGNED"},
+		"youzan_trade_RefundSuccess_object_msg.json": {"E20220101120000044200014", ""},
+	} {
+		p, err := Parse(readFile(t, file))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if p.MsgTID != want[0] || p.MsgStatus != want[1] {
+			t.Errorf("%s: MsgTID %q MsgStatus %q, want %q", file, p.MsgTID, p.MsgStatus, want)
+		}
+		if !ValidTID(p.MsgTID) {
+			t.Errorf("%s: real tid %q fails ValidTID", file, p.MsgTID)
+		}
+	}
+}
+
+func TestValidTID(t *testing.T) {
+	for _, s := range []string{"E20170807181905034500002", "E20180201105656001353613", "E20190625165051022300003"} {
+		if !ValidTID(s) {
+			t.Errorf("ValidTID(%q) = false for a real tid", s)
+		}
+	}
+	for _, s := range []string{"", "E1", "E2024001", "e20170807181905034500002", "E2017080718190503450000", "E201708071819050345000021",
+		"E2017080718190503450000a", "E20170807181905034500002\n", "E２0170807181905034500002", "X20170807181905034500002"} {
+		if ValidTID(s) {
+			t.Errorf("ValidTID(%q) = true", s)
+		}
 	}
 }
 
