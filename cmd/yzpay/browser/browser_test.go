@@ -61,7 +61,7 @@ func browser(t *testing.T, lang string, width, height int64) context.Context {
 
 func startApp(t *testing.T, env map[string]string) *app.App {
 	base := map[string]string{
-		"GATEWAY_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "SELF_SECRET": selfSecret,
+		"GATEWAY_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "SANDBOX_SECRET": selfSecret,
 		"RETURN_URL_HOSTS": "127.0.0.1",
 	}
 	for k, v := range env {
@@ -127,7 +127,8 @@ func waitAttr(ctx context.Context, attr, want string) error {
 
 // TestPayFromPage: a buyer opens the page on a 360 px phone, pays with the
 // sandbox button, and sees success without a reload; the page then takes
-// them to return_url with a query that verifies under SELF_SECRET.
+// them to return_url with a query that verifies under the sandbox's secret
+// (SANDBOX_SECRET; in production SELF_SECRET).
 func TestPayFromPage(t *testing.T) {
 	ctx := browser(t, "zh-CN", 360, 740)
 	a := startApp(t, nil)
