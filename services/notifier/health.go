@@ -87,16 +87,16 @@ func heldBefore(ds []domain.Delivery) map[string]map[string]int {
 	return out
 }
 
-// hold parks j's delivery to endpoint in the store when the endpoint is
-// paused, or when an older status of the order is held for it.
-func (n *Notifier) hold(j *job, endpoint string) bool {
+// hold tells whether j's delivery to endpoint is parked in the store (the
+// attempt to record) rather than sent: the endpoint is paused, or an older
+// status of the order is held for it.
+func (n *Notifier) hold(j *job, endpoint string) (domain.Attempt, bool) {
 	pos := j.ev.Position()
 	p, behind := j.heldBefore[endpoint]
 	behind = behind && p < pos
 	if !behind && !n.health.isPaused(endpoint) {
-		return false
+		return domain.Attempt{}, false
 	}
-	j.attempts = append(j.attempts, held(j.ev, endpoint))
 	if cur, ok := j.heldBefore[endpoint]; !ok || pos < cur {
 		j.heldBefore[endpoint] = pos
 	}
@@ -105,7 +105,7 @@ func (n *Notifier) hold(j *job, endpoint string) bool {
 		n.health.drain[endpoint] = true
 		n.health.mu.Unlock()
 	}
-	return true
+	return held(j.ev, endpoint), true
 }
 
 // noteOutcome feeds one attempt's result to the endpoint's health. A

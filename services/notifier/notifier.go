@@ -303,7 +303,10 @@ func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 			j.attempts = append(j.attempts, n.supersede(j.ev, ep.URL, newer))
 			continue
 		}
-		if n.hold(j, ep.URL) {
+		if a, ok := n.hold(j, ep.URL); ok {
+			mu.Lock()
+			j.attempts = append(j.attempts, a)
+			mu.Unlock()
 			continue
 		}
 		if seen && d.NextAttemptAt.After(now.Add(250*time.Millisecond)) {
