@@ -46,6 +46,8 @@ func (g *Gateway) adminRoutes(r *httprouter.Router) {
 	r.POST("/api/admin/deliveries/:event_id/replay", g.auth(g.cfg.AdminKey, g.replayDelivery))
 	r.GET("/api/admin/receipts", g.auth(g.cfg.AdminKey, g.listReceipts))
 	r.POST("/api/admin/receipts/:tid/replay", g.auth(g.cfg.AdminKey, g.replayReceipt))
+	r.GET("/api/admin/endpoints", g.auth(g.cfg.AdminKey, g.listEndpoints))
+	r.POST("/api/admin/endpoints/resume", g.auth(g.cfg.AdminKey, g.resumeEndpoint))
 }
 
 // receiptJSON is a parked or dead receipt (README, "Admin API"); the push

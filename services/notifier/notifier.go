@@ -49,6 +49,7 @@ type Notifier struct {
 	endpoints atomic.Pointer[endpointSet]
 	reloadMu  sync.Mutex
 	orders    orderLocks
+	health    health
 }
 
 // NewHTTPClient verifies TLS (the original did not) and never follows a
@@ -123,6 +124,16 @@ func New(cfg config.Notifier, deps Deps) (*Notifier, error) {
 		return nil, err
 	}
 	n.endpoints.Store(set)
+	n.health.init()
+	if n.cfg.PauseAfter <= 0 {
+		n.cfg.PauseAfter = config.DefaultEndpointPauseAfter
+	}
+	if n.cfg.ProbeInterval <= 0 {
+		n.cfg.ProbeInterval = config.DefaultEndpointProbeInterval
+	}
+	if n.cfg.DrainRate <= 0 {
+		n.cfg.DrainRate = config.DefaultEndpointDrainRate
+	}
 	return n, nil
 }
 
@@ -132,6 +143,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 		stop := n.reloadOnSIGHUP(ctx)
 		defer stop()
 	}
+	hctx, stopHealth := context.WithCancel(ctx)
+	healthDone := make(chan struct{})
+	go func() { defer close(healthDone); n.runHealth(hctx) }()
+	defer func() { stopHealth(); <-healthDone }()
 	ccfg := natsjs.NotifierConsumer(n.cfg.AckWait)
 	cons, err := natsjs.EnsureConsumer(ctx, n.deps.JS, natsjs.PaymentStream, ccfg)
 	if err != nil {
@@ -152,6 +167,9 @@ type job struct {
 	// replays, whose latency is the operator's, not the pipeline's.
 	receivedAt time.Time
 	prior      map[string]domain.Delivery
+	// heldBefore: per endpoint, the lowest position of the order's held
+	// deliveries (shared by the order's jobs; see health.go).
+	heldBefore map[string]int
 	attempts   []domain.Attempt
 	// wait is how long until the next attempt still due; 0 = all done.
 	wait time.Duration
@@ -210,8 +228,13 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 		byEvent[d.EventID][d.Endpoint] = d
 	}
 	latest := newestDelivered(prior)
+	hb := heldBefore(prior)
 	for _, j := range jobs {
 		j.prior = byEvent[j.ev.EventID]
+		if hb[j.ev.OrderID] == nil {
+			hb[j.ev.OrderID] = map[string]int{}
+		}
+		j.heldBefore = hb[j.ev.OrderID]
 	}
 
 	sem := make(chan struct{}, n.cfg.Workers)
@@ -280,6 +303,12 @@ func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 			j.attempts = append(j.attempts, n.supersede(j.ev, ep.URL, newer))
 			continue
 		}
+		if a, ok := n.hold(j, ep.URL); ok {
+			mu.Lock()
+			j.attempts = append(j.attempts, a)
+			mu.Unlock()
+			continue
+		}
 		if seen && d.NextAttemptAt.After(now.Add(250*time.Millisecond)) {
 			// Redelivered early (a replay, or another event's delay): wait.
 			j.addWait(d.NextAttemptAt.Sub(now))
@@ -289,6 +318,7 @@ func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 		go func() {
 			defer wg.Done()
 			a := n.post(ctx, j.ev, ep, d.Attempts+1, j.receivedAt)
+			n.noteOutcome(ctx, ep.URL, a)
 			mu.Lock()
 			defer mu.Unlock()
 			j.attempts = append(j.attempts, a)

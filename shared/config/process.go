@@ -235,7 +235,23 @@ type Notifier struct {
 	// Sandbox marks every notification with X-Yzpay-Sandbox: 1, so that a
 	// merchant can refuse payments nobody made (`yzpay serve --sandbox`).
 	Sandbox bool
+
+	// Endpoint health (services/notifier/health.go): an endpoint that
+	// failed every attempt for PauseAfter is paused; its deliveries are
+	// parked in the store and the oldest is tried every ProbeInterval;
+	// once one gets through, the parked ones are sent again at DrainRate
+	// per second (per endpoint and replica).
+	PauseAfter    time.Duration // ENDPOINT_PAUSE_AFTER, default 1h
+	ProbeInterval time.Duration // ENDPOINT_PROBE_INTERVAL, default 2m
+	DrainRate     int           // ENDPOINT_DRAIN_RATE, default 20
 }
+
+// Endpoint health defaults.
+const (
+	DefaultEndpointPauseAfter    = time.Hour
+	DefaultEndpointProbeInterval = 2 * time.Minute
+	DefaultEndpointDrainRate     = 20
+)
 
 // Serve is `yzpay serve`: the three services in one process, on an embedded
 // broker and SQLite store unless NATS_URL and DATABASE_URL name real ones.
@@ -541,6 +557,15 @@ func loadNotifier(env Env, p *problems, sandbox bool) Notifier {
 	var err error
 	n.RetrySchedule, err = env.Durations("PUSH_RETRY_SCHEDULE", DefaultPushRetrySchedule)
 	p.add(err)
+	n.PauseAfter, err = env.Duration("ENDPOINT_PAUSE_AFTER", DefaultEndpointPauseAfter)
+	p.add(err)
+	n.ProbeInterval, err = env.Duration("ENDPOINT_PROBE_INTERVAL", DefaultEndpointProbeInterval)
+	p.add(err)
+	n.DrainRate, err = env.Int("ENDPOINT_DRAIN_RATE", DefaultEndpointDrainRate)
+	p.add(err)
+	if n.PauseAfter <= 0 || n.ProbeInterval <= 0 || n.DrainRate <= 0 {
+		p.add(errors.New("config: ENDPOINT_PAUSE_AFTER, ENDPOINT_PROBE_INTERVAL and ENDPOINT_DRAIN_RATE must be positive"))
+	}
 	if st := env.List("PUSH_STATUSES", ","); len(st) > 0 {
 		n.Statuses = map[string]bool{}
 		for _, s := range st {
@@ -772,7 +797,12 @@ func (t Tradefetcher) Banner(w io.Writer) {
 func (n Notifier) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  metrics       %s\n", n.MetricsAddr)
 	n.endpoints(w)
+	n.healthBanner(w)
 	n.Broker.banner(w, n.DatabaseURL)
+}
+
+func (n Notifier) healthBanner(w io.Writer) {
+	fmt.Fprintf(w, "  endpoint health pause after %s failing, probe every %s, drain %d/s\n", n.PauseAfter, n.ProbeInterval, n.DrainRate)
 }
 
 func (n Notifier) endpoints(w io.Writer) {

@@ -63,5 +63,10 @@ type Attempt struct {
 	// Superseded: not sent, see Delivery.SupersededAt; it does not count
 	// as an attempt. Error says which newer status the endpoint has.
 	Superseded bool
-	At         time.Time
+	// Held: not sent, because the endpoint is paused; it does not count as
+	// an attempt. NextAttemptAt zero parks the delivery in the store until
+	// the endpoint resumes; set, it is queued again (see
+	// services/notifier/health.go).
+	Held bool
+	At   time.Time
 }

@@ -29,6 +29,7 @@ const (
 	// newer status of the order.
 	CodeDeliverySuperseded Code = "delivery_superseded"
 	CodeReceiptNotFound    Code = "receipt_not_found"
+	CodeEndpointNotFound   Code = "endpoint_not_found"
 	CodeNotFound           Code = "not_found"
 	CodeMethodNotAllowed   Code = "method_not_allowed"
 	// CodeURLNotAllowed: a return_url (or notify_url) that is not https (or

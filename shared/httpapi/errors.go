@@ -39,6 +39,7 @@ var statuses = map[domain.Code]int{
 	domain.CodeDeliveryNotFound:   http.StatusNotFound,
 	domain.CodeDeliverySuperseded: http.StatusConflict,
 	domain.CodeReceiptNotFound:    http.StatusNotFound,
+	domain.CodeEndpointNotFound:   http.StatusNotFound,
 	domain.CodeReplayUnavailable:  http.StatusNotImplemented,
 	domain.CodeNotFound:           http.StatusNotFound,
 	domain.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,

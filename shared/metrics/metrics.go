@@ -41,6 +41,9 @@ type Metrics struct {
 	DeliveriesGivenUp prometheus.Counter
 	// EndpointReloads counts SIGHUP re-reads of PUSH_ENDPOINTS_FILE.
 	EndpointReloads *prometheus.CounterVec // result: ok, failed
+	// EndpointPaused is 1 for an endpoint paused by endpoint health
+	// (services/notifier/health.go), 0 for one that is active.
+	EndpointPaused *prometheus.GaugeVec // endpoint
 
 	Redeliveries *prometheus.CounterVec // consumer
 	Reconciled   *prometheus.CounterVec // result
@@ -128,6 +131,9 @@ func New() *Metrics {
 		EndpointReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "yzpay_endpoint_reloads_total", Help: "Re-reads of PUSH_ENDPOINTS_FILE on SIGHUP, by result (a failed one keeps the previous endpoints).",
 		}, []string{"result"}),
+		EndpointPaused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "yzpay_endpoint_paused", Help: "1 while a merchant endpoint is paused after failing every attempt for ENDPOINT_PAUSE_AFTER (its deliveries held, one probe per ENDPOINT_PROBE_INTERVAL), else 0.",
+		}, []string{"endpoint"}),
 		Redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "yzpay_consumer_redeliveries_total", Help: "JetStream messages received again (delivery count above 1), by consumer.",
 		}, []string{"consumer"}),
@@ -169,7 +175,7 @@ func New() *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.HTTPRequests, m.HTTPRequestDuration, m.APIErrors, m.PushesReceived,
 		m.YouzanCalls, m.YouzanCallDuration, m.Receipts, m.TradeEvents, m.Deliveries, m.ForgedEvents, m.DeliveryDuration,
-		m.DeliveryAttempt, m.DeliveriesGivenUp, m.EndpointReloads, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch, m.PushToDelivery,
+		m.DeliveryAttempt, m.DeliveriesGivenUp, m.EndpointReloads, m.EndpointPaused, m.Redeliveries, m.Reconciled, m.Expired, m.AmountMismatch, m.PushToDelivery,
 		m.ReceiptsParked, m.ReceiptsGivenUp,
 		m.StreamMessages, m.StreamBytes, m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered,
 		m.ConsumerOldestAge, m.LagPollErrors,

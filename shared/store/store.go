@@ -123,6 +123,27 @@ type Store interface {
 	// CheckoutByToken returns the page's binding or domain.ErrNotFound.
 	CheckoutByToken(ctx context.Context, token string) (domain.Checkout, error)
 
+	// Endpoint health (services/notifier/health.go), shared by every
+	// notifier replica.
+
+	// NoteEndpoint applies one attempt's outcome to the endpoint's health
+	// (ApplyOutcome, atomically) and reports whether its state changed.
+	NoteEndpoint(ctx context.Context, o domain.EndpointOutcome, p HealthPolicy) (domain.EndpointHealth, bool, error)
+	// ClaimEndpoint moves the endpoint's NextProbeAt to until if it is in
+	// state and NextProbeAt is unset or at or before now: the one replica
+	// that gets true probes (paused) or drains (active) it.
+	ClaimEndpoint(ctx context.Context, endpoint, state string, now, until time.Time) (bool, error)
+	// ResumeEndpoint makes a paused endpoint active (changed false if it
+	// was active); domain.ErrNotFound if the endpoint has no health yet.
+	ResumeEndpoint(ctx context.Context, endpoint string, at time.Time) (domain.EndpointHealth, bool, error)
+	// ListEndpointHealth returns every endpoint with a health row, with its
+	// number of pending deliveries, ordered by endpoint.
+	ListEndpointHealth(ctx context.Context) ([]domain.EndpointHealth, error)
+	// PendingDeliveries returns the endpoint's pending deliveries, oldest
+	// (CreatedAt, EventID) first; heldOnly keeps those parked by a pause
+	// (pending without NextAttemptAt).
+	PendingDeliveries(ctx context.Context, endpoint string, heldOnly bool, limit int) ([]domain.Delivery, error)
+
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -528,6 +528,9 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 			if a.Superseded {
 				superseded, tried = sql.NullInt64{Int64: toMicro(at), Valid: true}, 0
 			}
+			if a.Held {
+				tried = 0
+			}
 			var event []byte
 			if len(a.Event) > 0 {
 				event = a.Event
