@@ -9,7 +9,7 @@ import (
 // also be a notify host (listing it is the explicit choice), and a value
 // with a scheme, port or wildcard is refused at start.
 func TestNotifyURLHosts(t *testing.T) {
-	base := map[string]string{"SELF_SECRET": "s", "PUSH_API": "https://m.example/n",
+	base := map[string]string{"SELF_SECRET": "s", "PUSH_API": "https://m.example/n", "NATS_URL": "nats://127.0.0.1:4222", "DATABASE_URL": "postgres://x@127.0.0.1/x",
 		"NOTIFY_URL_HOSTS": "Shop.Example,127.0.0.1", "NOTIFY_URL_PRIVATE_HOSTS": "127.0.0.1"}
 	n, err := LoadNotifier(FromMap(base))
 	if err != nil {
