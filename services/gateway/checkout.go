@@ -43,32 +43,35 @@ func validToken(s string) bool {
 }
 
 // checkCreateURLs applies README's rules for the per-order URLs of a create
-// request. notify_url is refused until the notifier can deliver to it:
-// accepting it silently would send that order's notifications elsewhere
-// than the merchant asked.
+// request. Both must be https (loopback http in sandbox mode) to a host the
+// operator listed; the notifier checks notify_url again where it dials.
 func (g *Gateway) checkCreateURLs(cr createRequest) error {
-	if cr.notifyURL {
-		return domain.Errorf(domain.CodeURLNotAllowed, "notify_url is not supported yet; notifications go to the PUSH_API endpoints")
+	if err := g.checkURL("return_url", "RETURN_URL_HOSTS", cr.returnURL, g.cfg.ReturnURLHosts); err != nil {
+		return err
 	}
-	if cr.returnURL == "" {
+	return g.checkURL("notify_url", "NOTIFY_URL_HOSTS", cr.notifyURL, g.cfg.NotifyURLHosts)
+}
+
+func (g *Gateway) checkURL(field, setting, raw string, hosts []string) error {
+	if raw == "" {
 		return nil
 	}
-	if len(g.cfg.ReturnURLHosts) == 0 {
-		return domain.Errorf(domain.CodeURLNotAllowed, "return_url is not allowed: RETURN_URL_HOSTS is empty")
+	if len(hosts) == 0 {
+		return domain.Errorf(domain.CodeURLNotAllowed, "%s is not allowed: %s is empty", field, setting)
 	}
-	u, err := url.Parse(cr.returnURL)
-	if err != nil || len(cr.returnURL) > maxReturnURL || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
-		return domain.Errorf(domain.CodeURLNotAllowed, "return_url must be an absolute https URL without user info or fragment, at most 2048 bytes")
+	u, err := url.Parse(raw)
+	if err != nil || len(raw) > maxReturnURL || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return domain.Errorf(domain.CodeURLNotAllowed, "%s must be an absolute https URL without user info or fragment, at most 2048 bytes", field)
 	}
 	host := strings.ToLower(u.Hostname())
 	switch {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && g.cfg.Sandbox && isLoopback(host):
 	default:
-		return domain.Errorf(domain.CodeURLNotAllowed, "return_url must be https (http only to a loopback host in sandbox mode)")
+		return domain.Errorf(domain.CodeURLNotAllowed, "%s must be https (http only to a loopback host in sandbox mode)", field)
 	}
-	if !slices.Contains(g.cfg.ReturnURLHosts, host) {
-		return domain.Errorf(domain.CodeURLNotAllowed, "return_url's host is not in RETURN_URL_HOSTS")
+	if !slices.Contains(hosts, host) {
+		return domain.Errorf(domain.CodeURLNotAllowed, "%s's host is not in %s", field, setting)
 	}
 	return nil
 }
@@ -82,15 +85,21 @@ func isLoopback(host string) bool {
 }
 
 // bindCheckout gives the order its page, or finds the one it has. The
-// return_url counts like the price: another one for the same order is a
-// conflict, not a silent change of where buyers are sent.
-func (g *Gateway) bindCheckout(ctx context.Context, orderID, returnURL string) (domain.Checkout, error) {
-	c, err := g.deps.Store.BindCheckout(ctx, domain.Checkout{Token: newCheckoutToken(), OrderID: orderID, ReturnURL: returnURL})
+// return_url and notify_url count like the price: another one for the same
+// order is a conflict, not a silent change of where buyers or notifications
+// are sent.
+func (g *Gateway) bindCheckout(ctx context.Context, orderID, returnURL, notifyURL string) (domain.Checkout, error) {
+	c, err := g.deps.Store.BindCheckout(ctx, domain.Checkout{
+		Token: newCheckoutToken(), OrderID: orderID, ReturnURL: returnURL, NotifyURL: notifyURL,
+	})
 	if err != nil {
 		return domain.Checkout{}, fmt.Errorf("bind checkout: %w", err)
 	}
 	if c.ReturnURL != returnURL {
 		return domain.Checkout{}, domain.Errorf(domain.CodeOrderConflict, "order_id exists with a different return_url")
+	}
+	if c.NotifyURL != notifyURL {
+		return domain.Checkout{}, domain.Errorf(domain.CodeOrderConflict, "order_id exists with a different notify_url")
 	}
 	return c, nil
 }

@@ -50,7 +50,7 @@ type orderRequest struct {
 type createRequest struct {
 	order     domain.NewOrder
 	returnURL string // "" = none; checked against RETURN_URL_HOSTS by the handler
-	notifyURL bool   // the field was given (refused until supported)
+	notifyURL string // "" = none; checked against NOTIFY_URL_HOSTS by the handler
 }
 
 func parseOrderRequest(w http.ResponseWriter, r *http.Request) (createRequest, error) {
@@ -124,7 +124,9 @@ func parseOrderRequest(w http.ResponseWriter, r *http.Request) (createRequest, e
 	if req.ReturnURL != nil {
 		c.returnURL = strings.TrimSpace(*req.ReturnURL)
 	}
-	c.notifyURL = req.NotifyURL != nil && strings.TrimSpace(*req.NotifyURL) != ""
+	if req.NotifyURL != nil {
+		c.notifyURL = strings.TrimSpace(*req.NotifyURL)
+	}
 	return c, nil
 }
 
@@ -190,7 +192,7 @@ func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprou
 		g.writeErr(w, r, domain.Wrap(err, domain.CodeQRRenderFailed, "could not render the QR image"))
 		return
 	}
-	co, err := g.bindCheckout(r.Context(), req.OrderID, cr.returnURL)
+	co, err := g.bindCheckout(r.Context(), req.OrderID, cr.returnURL, cr.notifyURL)
 	if err != nil {
 		g.writeErr(w, r, err, "order_id", req.OrderID)
 		return

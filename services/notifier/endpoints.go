@@ -18,6 +18,8 @@ import (
 type endpoint struct {
 	config.Endpoint
 	keys [][]byte
+	// perOrder: an order's own notify_url, sent through the SSRF guard.
+	perOrder bool
 }
 
 // endpointSet is the immutable set Reload swaps in.

@@ -232,7 +232,7 @@ func (n *Notifier) probe(ctx context.Context, ep *endpoint) {
 	}
 	start := time.Now()
 	attempt := d.Attempts + 1
-	status, err := n.send(ctx, ep.URL, build(ev, ep, start), ev.EventID, attempt)
+	status, err := n.send(ctx, n.client, ep.URL, build(ev, ep, start), ev.EventID, attempt)
 	a := domain.Attempt{EventID: ev.EventID, Endpoint: ep.URL, OrderID: ev.OrderID, Status: ev.Status,
 		Event: ev.Encode(), HTTPStatus: status, At: start.UTC()}
 	n.m.DeliveryAttempt.Observe(float64(attempt))

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,9 @@ type Deps struct {
 	Logger  *slog.Logger
 	// HTTPClient, if nil, is NewHTTPClient(cfg.Timeout).
 	HTTPClient *http.Client
+	// LookupHost, if set, resolves the hosts of per-order notify_urls
+	// instead of DNS (tests: a name that resolves to a private address).
+	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 // Notifier is the worker.
@@ -50,6 +54,9 @@ type Notifier struct {
 	reloadMu  sync.Mutex
 	orders    orderLocks
 	health    health
+	// orderClient posts to per-order notify_urls (notifyurl.go).
+	orderClient *http.Client
+	guard       *dialGuard
 }
 
 // NewHTTPClient verifies TLS (the original did not) and never follows a
@@ -115,6 +122,11 @@ func New(cfg config.Notifier, deps Deps) (*Notifier, error) {
 		client = NewHTTPClient(cfg.Timeout)
 	}
 	n := &Notifier{cfg: cfg, deps: deps, log: deps.Logger.With("service", "notifier"), m: deps.Metrics, client: client}
+	n.guard = newDialGuard(cfg)
+	if deps.LookupHost != nil {
+		n.guard.lookup = deps.LookupHost
+	}
+	n.orderClient = newOrderClient(cfg.Timeout, n.guard)
 	eps := cfg.EndpointSet
 	if len(eps) == 0 {
 		eps = cfg.LegacyEndpoints()
@@ -170,7 +182,9 @@ type job struct {
 	// heldBefore: per endpoint, the lowest position of the order's held
 	// deliveries (shared by the order's jobs; see health.go).
 	heldBefore map[string]int
-	attempts   []domain.Attempt
+	// notifyURL is the order's own endpoint, replacing the configured ones.
+	notifyURL string
+	attempts  []domain.Attempt
 	// wait is how long until the next attempt still due; 0 = all done.
 	wait time.Duration
 }
@@ -208,6 +222,13 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	jobs = kept
 	if len(jobs) == 0 {
+		return
+	}
+	if err := n.attachNotifyURLs(ctx, jobs); err != nil {
+		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
+		for _, j := range jobs {
+			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
+		}
 		return
 	}
 	// One query for the whole batch: which endpoints already have their
@@ -291,7 +312,7 @@ func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 	now := time.Now()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, ep := range n.endpoints.Load().list {
+	for _, ep := range n.endpointsFor(j) {
 		if ep.Statuses != nil && !ep.Statuses[j.ev.Status] {
 			continue
 		}

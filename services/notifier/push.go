@@ -86,7 +86,11 @@ func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, ep *endpoin
 		EventID: ev.EventID, Endpoint: endpoint, OrderID: ev.OrderID, Status: ev.Status,
 		Event: ev.Encode(), At: start.UTC(),
 	}
-	status, err := n.send(ctx, endpoint, req, ev.EventID, attempt)
+	client, err := n.clientFor(ep)
+	status := 0
+	if err == nil {
+		status, err = n.send(ctx, client, endpoint, req, ev.EventID, attempt)
+	}
 	a.HTTPStatus = status
 	elapsed := time.Since(start)
 	n.m.DeliveryAttempt.Observe(float64(attempt))
@@ -102,6 +106,9 @@ func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, ep *endpoin
 		return a
 	}
 	a.Error = err.Error()
+	if errors.Is(err, errBlocked) {
+		return n.giveUpBlocked(ev, ep, attempt, a)
+	}
 	n.m.Deliveries.WithLabelValues("failed").Inc()
 	n.m.DeliveryDuration.WithLabelValues("failed").Observe(elapsed.Seconds())
 	if d, ok := n.nextDelay(ep, attempt); ok {
@@ -120,7 +127,7 @@ func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, ep *endpoin
 
 // send POSTs once: any 2xx is success; the rest, a timeout or a refused
 // connection is a failure. Errors never include the body (it holds a sign).
-func (n *Notifier) send(ctx context.Context, endpoint string, r request, eventID string, attempt int) (int, error) {
+func (n *Notifier) send(ctx context.Context, client *http.Client, endpoint string, r request, eventID string, attempt int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(r.body))
@@ -137,8 +144,11 @@ func (n *Notifier) send(ctx context.Context, endpoint string, r request, eventID
 	if n.cfg.Sandbox {
 		req.Header.Set(HeaderSandbox, "1")
 	}
-	resp, err := n.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
+		if be := (*blockedError)(nil); errors.As(err, &be) {
+			return 0, be
+		}
 		return 0, fmt.Errorf("post: %s", describe(err))
 	}
 	defer resp.Body.Close()

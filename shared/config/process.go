@@ -139,6 +139,9 @@ type Gateway struct {
 	// ReturnURLHosts are the hosts a create request's return_url may name;
 	// empty refuses every return_url.
 	ReturnURLHosts []string // RETURN_URL_HOSTS
+	// NotifyURLHosts are the hosts a create request's notify_url may name;
+	// empty refuses every notify_url.
+	NotifyURLHosts []string // NOTIFY_URL_HOSTS
 	// ReturnSecret signs the query the page sends the buyer to return_url
 	// with, as the notifier signs notifications.
 	ReturnSecret string // SELF_SECRET
@@ -244,6 +247,14 @@ type Notifier struct {
 	PauseAfter    time.Duration // ENDPOINT_PAUSE_AFTER, default 1h
 	ProbeInterval time.Duration // ENDPOINT_PROBE_INTERVAL, default 2m
 	DrainRate     int           // ENDPOINT_DRAIN_RATE, default 20
+
+	// NotifyURLHosts: the hosts an order's own notify_url may name, checked
+	// again at delivery (the list may have shrunk since the order).
+	NotifyURLHosts []string // NOTIFY_URL_HOSTS
+	// NotifyURLPrivateHosts: hosts of NotifyURLHosts whose notify_url may
+	// reach private, loopback or link-local addresses; any other per-order
+	// URL is refused when its host resolves to one (SSRF).
+	NotifyURLPrivateHosts []string // NOTIFY_URL_PRIVATE_HOSTS
 }
 
 // Endpoint health defaults.
@@ -436,6 +447,7 @@ func loadGateway(env Env, p *problems, sandbox bool) Gateway {
 		ReturnURLHosts: env.List("RETURN_URL_HOSTS", ","),
 		ReturnSecret:   env.Get("SELF_SECRET", ""),
 	}
+	g.NotifyURLHosts, _ = loadNotifyURLHosts(env, p)
 	if !sandbox {
 		p.require(env, "GATEWAY_API_KEY")
 	}
@@ -536,6 +548,12 @@ func loadNotifier(env Env, p *problems, sandbox bool) Notifier {
 		Format:      strings.ToLower(env.Get("PUSH_FORMAT", FormatForm)),
 	}
 	n.EndpointsFile = env.Get("PUSH_ENDPOINTS_FILE", "")
+	n.NotifyURLHosts, n.NotifyURLPrivateHosts = loadNotifyURLHosts(env, p)
+	if len(n.NotifyURLHosts) > 0 && !sandbox {
+		// A per-order notify_url is signed like PUSH_API, with SELF_SECRET,
+		// even when an endpoints file gives its endpoints their own.
+		p.require(env, "SELF_SECRET")
+	}
 	if sandbox {
 		// An endpoints file names production merchants and their secrets;
 		// sandbox mode pushes only to PUSH_API (a developer's own merchant)
@@ -585,6 +603,30 @@ func loadNotifier(env Env, p *problems, sandbox bool) Notifier {
 		}
 	}
 	return n
+}
+
+// loadNotifyURLHosts reads NOTIFY_URL_HOSTS and NOTIFY_URL_PRIVATE_HOSTS
+// (lower-cased host names or IP literals; every private host must also be
+// a notify host, so that listing it is a deliberate, explicit choice).
+func loadNotifyURLHosts(env Env, p *problems) (hosts, private []string) {
+	hosts, private = env.List("NOTIFY_URL_HOSTS", ","), env.List("NOTIFY_URL_PRIVATE_HOSTS", ",")
+	for _, l := range []struct {
+		name string
+		list []string
+	}{{"NOTIFY_URL_HOSTS", hosts}, {"NOTIFY_URL_PRIVATE_HOSTS", private}} {
+		for i, h := range l.list {
+			l.list[i] = strings.ToLower(h)
+			if strings.ContainsAny(h, "/:@?#* ") && net.ParseIP(h) == nil {
+				p.add(fmt.Errorf("config: %s: %q is not a host name (no scheme, port, path or wildcard)", l.name, h))
+			}
+		}
+	}
+	for _, h := range private {
+		if !slices.Contains(hosts, h) {
+			p.add(fmt.Errorf("config: NOTIFY_URL_PRIVATE_HOSTS: %q is not in NOTIFY_URL_HOSTS", h))
+		}
+	}
+	return hosts, private
 }
 
 // LoadNotifier loads the split notifier's configuration.
@@ -779,6 +821,7 @@ func (g Gateway) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  api key       %s   admin key %s\n", secret(g.APIKey), secret(g.AdminKey))
 	fmt.Fprintf(w, "  checkout      %s/pay/<token>   return url hosts %s   order ttl %s\n",
 		orNone(g.PublicURL), orNone(strings.Join(g.ReturnURLHosts, ",")), g.OrderTTL)
+	fmt.Fprintf(w, "  notify url    hosts %s\n", orNone(strings.Join(g.NotifyURLHosts, ",")))
 	g.Youzan.banner(w)
 	g.Broker.banner(w, g.DatabaseURL)
 }
@@ -798,6 +841,8 @@ func (n Notifier) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  metrics       %s\n", n.MetricsAddr)
 	n.endpoints(w)
 	n.healthBanner(w)
+	fmt.Fprintf(w, "  notify url    hosts %s   private allowed %s\n",
+		orNone(strings.Join(n.NotifyURLHosts, ",")), orNone(strings.Join(n.NotifyURLPrivateHosts, ",")))
 	n.Broker.banner(w, n.DatabaseURL)
 }
 

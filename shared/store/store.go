@@ -117,11 +117,14 @@ type Store interface {
 	ReopenReceipt(ctx context.Context, tid string, at time.Time) (domain.ParkedReceipt, error)
 	// BindCheckout stores c unless the order already has a checkout page,
 	// and returns the one stored (c, or the earlier one: compare ReturnURL
-	// to detect a conflicting create). domain.ErrNotFound if the order
+	// and NotifyURL to detect a conflicting create). domain.ErrNotFound if the order
 	// does not exist.
 	BindCheckout(ctx context.Context, c domain.Checkout) (domain.Checkout, error)
 	// CheckoutByToken returns the page's binding or domain.ErrNotFound.
 	CheckoutByToken(ctx context.Context, token string) (domain.Checkout, error)
+	// NotifyURLs returns the notify_url of each of orderIDs that has one
+	// (orders without one, or unknown, are absent).
+	NotifyURLs(ctx context.Context, orderIDs []string) (map[string]string, error)
 
 	// Endpoint health (services/notifier/health.go), shared by every
 	// notifier replica.

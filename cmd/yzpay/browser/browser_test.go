@@ -256,3 +256,42 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	}
 	return v
 }
+
+// TestDesktopLayout: on a 1280 px desktop the page is a centred card, not a
+// phone column stretched or stuck to the top: nothing overflows, the QR is
+// shown whole at full size and in the card's middle, and the card sits clear
+// of the window's edges.
+func TestDesktopLayout(t *testing.T) {
+	ctx := browser(t, "zh-CN", 1280, 800)
+	a := startApp(t, nil)
+	c := create(t, a, map[string]any{"name": "精品咖啡豆 250g", "price": 6800, "order_id": "browser-desktop-1"})
+	if err := chromedp.Do(ctx, chromedp.Navigate(a.URL+c.CheckoutURL), chromedp.WaitVisible(".msg-pending")); err != nil {
+		t.Fatal(err)
+	}
+	type box struct{ Left, Right, Top, Bottom, Width, Height float64 }
+	rect := func(sel string) box {
+		return eval[box](t, ctx, `(() => { const r = document.querySelector(`+strconvQuote(sel)+`).getBoundingClientRect();
+			return {Left: r.left, Right: r.right, Top: r.top, Bottom: r.bottom, Width: r.width, Height: r.height}; })()`)
+	}
+	card, qr := rect(".card"), rect("#qr")
+	overflow := eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth`)
+	t.Logf("1280 px: card %.0f×%.0f at (%.0f,%.0f), QR %.0f px at x %.0f", card.Width, card.Height, card.Left, card.Top, qr.Width, qr.Left)
+	if overflow {
+		t.Error("horizontal overflow at 1280 px")
+	}
+	if card.Width < 360 || card.Width > 900 || card.Left < 100 || 1280-card.Right < 100 {
+		t.Errorf("card %.0f px wide from x %.0f to %.0f: want a centred card of 360–900 px", card.Width, card.Left, card.Right)
+	}
+	if d := (card.Left + card.Right - qr.Left - qr.Right) / 2; d > 240 || d < -240 {
+		t.Errorf("QR is %.0f px from the card's middle", d)
+	}
+	if qr.Width < 220 || qr.Bottom > 800 {
+		t.Errorf("QR %.0f px wide, bottom at %.0f px: want it whole (≥ 220 px) within the first 800 px", qr.Width, qr.Bottom)
+	}
+	if card.Top < 24 || card.Bottom > 800 {
+		t.Errorf("card from y %.0f to %.0f: want it off the top edge and whole on an 800 px high screen", card.Top, card.Bottom)
+	}
+	shot(t, ctx, "checkout-desktop")
+}
+
+func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }

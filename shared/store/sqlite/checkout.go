@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/yzpay/yzpay/shared/domain"
 )
@@ -21,13 +22,13 @@ func (s *Store) BindCheckout(ctx context.Context, c domain.Checkout) (domain.Che
 			}
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO checkouts (token, order_id, return_url, created_at)
-			VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING`,
-			c.Token, c.OrderID, c.ReturnURL, toMicro(now())); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO checkouts (token, order_id, return_url, notify_url, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING`,
+			c.Token, c.OrderID, c.ReturnURL, c.NotifyURL, toMicro(now())); err != nil {
 			return err
 		}
 		var err error
-		got, err = scanCheckout(tx.QueryRowContext(ctx, `SELECT token, order_id, return_url, created_at
+		got, err = scanCheckout(tx.QueryRowContext(ctx, `SELECT token, order_id, return_url, notify_url, created_at
 			FROM checkouts WHERE order_id = ?`, c.OrderID))
 		return err
 	})
@@ -39,7 +40,7 @@ func (s *Store) BindCheckout(ctx context.Context, c domain.Checkout) (domain.Che
 
 // CheckoutByToken returns the checkout page's binding or domain.ErrNotFound.
 func (s *Store) CheckoutByToken(ctx context.Context, token string) (domain.Checkout, error) {
-	c, err := scanCheckout(s.r.QueryRowContext(ctx, `SELECT token, order_id, return_url, created_at
+	c, err := scanCheckout(s.r.QueryRowContext(ctx, `SELECT token, order_id, return_url, notify_url, created_at
 		FROM checkouts WHERE token = ?`, token))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = domain.ErrNotFound
@@ -56,9 +57,36 @@ func scanCheckout(row *sql.Row) (domain.Checkout, error) {
 		c  domain.Checkout
 		at int64
 	)
-	if err := row.Scan(&c.Token, &c.OrderID, &c.ReturnURL, &at); err != nil {
+	if err := row.Scan(&c.Token, &c.OrderID, &c.ReturnURL, &c.NotifyURL, &at); err != nil {
 		return domain.Checkout{}, err
 	}
 	c.CreatedAt = fromMicro(at)
 	return c, nil
+}
+
+// NotifyURLs returns the per-order notify_url of those of orderIDs that have
+// one; see store.Store.
+func (s *Store) NotifyURLs(ctx context.Context, orderIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for chunk := range slices.Chunk(orderIDs, inChunk) {
+		rows, err := s.r.QueryContext(ctx, `SELECT order_id, notify_url FROM checkouts
+			WHERE notify_url <> '' AND order_id IN (`+marks(len(chunk))+`)`, anys(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: notify urls: %w", err)
+		}
+		for rows.Next() {
+			var id, u string
+			if err := rows.Scan(&id, &u); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite store: notify urls: %w", err)
+			}
+			out[id] = u
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: notify urls: %w", err)
+		}
+	}
+	return out, nil
 }

@@ -72,3 +72,27 @@ func testCheckoutConcurrent(t *testing.T, s store.Store) {
 		t.Fatalf("concurrent BindCheckout returned %d different tokens (%v), want 1", len(toks), toks)
 	}
 }
+
+// testNotifyURLs: an order's notify_url is kept with its page, the first
+// binding's wins, and NotifyURLs finds it for the notifier (orders without
+// one, or unknown, are absent).
+func testNotifyURLs(t *testing.T, s store.Store) {
+	create(t, s, "nu-1", 7101)
+	create(t, s, "nu-2", 7102)
+	const u = "https://shop.example/notify?k=1"
+	got, err := s.BindCheckout(ctx(t), domain.Checkout{Token: "tok-nu-1-00000000000000000", OrderID: "nu-1", NotifyURL: u})
+	if err != nil || got.NotifyURL != u {
+		t.Fatalf("BindCheckout with notify_url = %+v, %v; want NotifyURL %q", got, err, u)
+	}
+	again, err := s.BindCheckout(ctx(t), domain.Checkout{Token: "tok-nu-1-again-00000000000", OrderID: "nu-1"})
+	if err != nil || again.NotifyURL != u {
+		t.Fatalf("second BindCheckout = %+v, %v; want the first one's NotifyURL %q", again, err, u)
+	}
+	if _, err := s.BindCheckout(ctx(t), domain.Checkout{Token: "tok-nu-2-00000000000000000", OrderID: "nu-2"}); err != nil {
+		t.Fatalf("BindCheckout: %v", err)
+	}
+	m, err := s.NotifyURLs(ctx(t), []string{"nu-1", "nu-2", "nu-missing"})
+	if err != nil || len(m) != 1 || m["nu-1"] != u {
+		t.Fatalf("NotifyURLs = %v, %v; want only nu-1 → %q", m, err, u)
+	}
+}
