@@ -64,4 +64,9 @@ type Attempt struct {
 	// as an attempt. Error says which newer status the endpoint has.
 	Superseded bool
 	At         time.Time
+	// For the attempt log (AttemptRecord): how long the POST took, why it
+	// failed, and the first bytes of the answer.
+	Duration   time.Duration
+	ErrorClass string
+	Excerpt    string
 }
