@@ -55,6 +55,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OrdersAndDeliveriesByOrder", testByOrder},
 		{"Checkout", testCheckout},
 		{"CheckoutConcurrent", testCheckoutConcurrent},
+		{"AttemptLog", testAttemptLog},
+		{"OrderTimeline", testOrderTimeline},
+		{"AttemptRetention", testAttemptRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
