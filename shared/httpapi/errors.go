@@ -37,6 +37,7 @@ var statuses = map[domain.Code]int{
 	domain.CodeDeliveryNotFound:   http.StatusNotFound,
 	domain.CodeDeliverySuperseded: http.StatusConflict,
 	domain.CodeReceiptNotFound:    http.StatusNotFound,
+	domain.CodeEventNotFound:      http.StatusNotFound,
 	domain.CodeReplayUnavailable:  http.StatusNotImplemented,
 	domain.CodeNotFound:           http.StatusNotFound,
 	domain.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
