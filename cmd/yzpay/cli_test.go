@@ -150,3 +150,58 @@ func TestReceiptsListAndReplay(t *testing.T) {
 		t.Errorf("after replay, dead receipts: %+v, %v (want none: it is parked and due)", rs, err)
 	}
 }
+
+// An operator reads an event's attempts and an order's timeline from the
+// store yzpay serve uses, without the endpoint's token.
+func TestAttemptsAndTimelineCLI(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("DATA_DIR", dir)
+	t.Setenv("DATABASE_URL", "")
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "yzpay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Reserve(ctx, domain.NewOrder{OrderID: "o-1", Name: "tea", Price: 100}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := st.RecordAttempts(ctx, []domain.Attempt{
+		{EventID: "E1:TRADE_SUCCESS", Endpoint: "https://shop.example/hook?token=s3cret", OrderID: "o-1", Status: "TRADE_SUCCESS",
+			HTTPStatus: 502, ErrorClass: domain.AttemptErrorHTTP, Excerpt: "bad gateway", Duration: 7 * time.Millisecond,
+			NextAttemptAt: now.Add(time.Minute), At: now},
+		{EventID: "E1:TRADE_SUCCESS", Endpoint: "https://shop.example/hook?token=s3cret", OrderID: "o-1", Status: "TRADE_SUCCESS",
+			HTTPStatus: 200, Delivered: true, At: now.Add(time.Second)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	code, out, errs := runCLI(t, "deliveries", "attempts", "E1:TRADE_SUCCESS")
+	if code != 0 {
+		t.Fatalf("attempts: exit %d: %s", code, errs)
+	}
+	if strings.Count(out, "shop.example") != 2 || !strings.Contains(out, `"bad gateway"`) || !strings.Contains(out, "http_status") ||
+		!strings.Contains(out, "delivered") || strings.Contains(out, "s3cret") {
+		t.Errorf("attempts output:\n%s", out)
+	}
+	if code, _, errs := runCLI(t, "deliveries", "attempts", "E404"); code != 1 || !strings.Contains(errs, "no delivery") {
+		t.Errorf("attempts of an unknown event: exit %d, %q", code, errs)
+	}
+	code, out, errs = runCLI(t, "orders", "timeline", "o-1")
+	if code != 0 {
+		t.Fatalf("timeline: exit %d: %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[1], "order_created") || !strings.Contains(lines[2], "attempt") ||
+		!strings.Contains(lines[3], "#2 delivered") || strings.Contains(out, "s3cret") {
+		t.Errorf("timeline output:\n%s", out)
+	}
+	if code, _, errs := runCLI(t, "orders", "timeline", "nope"); code != 1 || !strings.Contains(errs, "no order") {
+		t.Errorf("timeline of an unknown order: exit %d, %q", code, errs)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -188,12 +189,12 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay" && args[0] != "attempts") {
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprint(stderr, "Usage:\n  yzpay deliveries list [--state failed|pending|delivered|superseded] [--endpoint URL]\n  yzpay deliveries replay (EVENT_ID... | --all-failed) [--endpoint URL]\n")
+			fmt.Fprint(stderr, "Usage:\n  yzpay deliveries list [--state failed|pending|delivered|superseded] [--endpoint URL]\n  yzpay deliveries replay (EVENT_ID... | --all-failed) [--endpoint URL]\n  yzpay deliveries attempts EVENT_ID\n")
 			return 0
 		}
-		fmt.Fprintln(stderr, "usage: yzpay deliveries list|replay ... (see yzpay help deliveries)")
+		fmt.Fprintln(stderr, "usage: yzpay deliveries list|replay|attempts ... (see yzpay help deliveries)")
 		return 2
 	}
 	sub := args[0]
@@ -205,6 +206,10 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if code, ok := parse(fs, args[1:]); !ok {
 		return code
 	}
+	if sub == "attempts" && fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "yzpay deliveries attempts: name one EVENT_ID")
+		return 2
+	}
 	tc, log, ok := setupTool(stderr)
 	if !ok {
 		return 2
@@ -215,6 +220,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return process.ExitFailure
 	}
 	defer st.Close()
+	if sub == "attempts" {
+		return printAttempts(ctx, st, fs.Arg(0), stdout, stderr)
+	}
 	if sub == "list" {
 		switch *state {
 		case "", domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed, domain.DeliverySuperseded:
@@ -349,4 +357,105 @@ func oneLine(s string) string {
 		s = s[:80] + "…"
 	}
 	return s
+}
+
+// printAttempts prints an event's attempt log, oldest first.
+func printAttempts(ctx context.Context, st store.Store, eventID string, stdout, stderr io.Writer) int {
+	as, err := st.AttemptsForEvent(ctx, eventID)
+	if err == nil && len(as) == 0 {
+		var ds []domain.Delivery
+		if ds, err = st.DeliveriesForEvent(ctx, eventID); err == nil && len(ds) == 0 {
+			fmt.Fprintf(stderr, "yzpay deliveries attempts: no delivery of %s is recorded\n", eventID)
+			return 1
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay deliveries attempts:", process.Line(err))
+		return 1
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tENDPOINT\tATTEMPT\tOUTCOME\tHTTP\tERROR_CLASS\tDURATION_MS\tEXCERPT")
+	for _, a := range as {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\n", a.At.Format(time.RFC3339Nano), config.RedactURL(a.Endpoint),
+			a.Attempt, a.Outcome, a.HTTPStatus, dash(a.ErrorClass), a.DurationMS, excerptLine(a.Excerpt))
+	}
+	tw.Flush()
+	return 0
+}
+
+const ordersUsage = "Usage:\n  yzpay orders timeline ORDER_ID\n"
+
+// cmdOrders shows what happened to an order: creation, trade readings,
+// status changes and every delivery attempt, in time order.
+func cmdOrders(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "timeline" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprint(stderr, ordersUsage)
+			return 0
+		}
+		fmt.Fprintln(stderr, "usage: yzpay orders timeline ORDER_ID (see yzpay help orders)")
+		return 2
+	}
+	fs := newFlags("orders timeline", "orders timeline ORDER_ID", stderr)
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "yzpay orders timeline: name one ORDER_ID")
+		return 2
+	}
+	tc, _, ok := setupTool(stderr)
+	if !ok {
+		return 2
+	}
+	st, _, err := app.OpenStore(ctx, tc)
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay orders:", process.Line(err))
+		return process.ExitFailure
+	}
+	defer st.Close()
+	es, err := st.OrderTimeline(ctx, fs.Arg(0))
+	if errors.Is(err, domain.ErrNotFound) {
+		fmt.Fprintf(stderr, "yzpay orders timeline: no order %s\n", fs.Arg(0))
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "yzpay orders timeline:", process.Line(err))
+		return 1
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tKIND\tSTATUS\tEVENT_ID\tDETAIL")
+	for _, e := range es {
+		detail := e.Detail
+		if e.Kind == domain.TimelineAttempt {
+			detail = fmt.Sprintf("%s #%d %s http=%d %dms", config.RedactURL(e.Endpoint), e.Attempt, e.Outcome, e.HTTPStatus, e.DurationMS)
+			if e.ErrorClass != "" {
+				detail += " " + e.ErrorClass
+			}
+			if e.Excerpt != "" {
+				detail += " " + excerptLine(e.Excerpt)
+			}
+		} else if e.Endpoint != "" {
+			detail = config.RedactURL(e.Endpoint) + " " + detail
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.At.Format(time.RFC3339Nano), e.Kind, dash(e.Status), dash(e.EventID), detail)
+	}
+	tw.Flush()
+	return 0
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// excerptLine keeps a table row on one line and short.
+func excerptLine(s string) string {
+	s = oneLine(s)
+	if r := []rune(s); len(r) > 60 {
+		s = string(r[:60]) + "…"
+	}
+	return strconv.Quote(s)
 }

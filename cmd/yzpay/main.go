@@ -20,6 +20,8 @@ Usage:
   yzpay sandbox [--addr A]    run the Youzan sandbox server on its own
   yzpay deliveries list [--state failed|pending|delivered|superseded] [--endpoint URL]
   yzpay deliveries replay (EVENT_ID... | --all-failed) [--endpoint URL]
+  yzpay deliveries attempts EVENT_ID   every attempt of an event, with answers
+  yzpay orders timeline ORDER_ID       what happened to an order, in time order
   yzpay receipts list [--state dead|parked] [--limit N]
   yzpay receipts replay TID...
   yzpay version               print the version
@@ -48,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"sandbox":    cmdSandbox,
 		"deliveries": cmdDeliveries,
 		"receipts":   cmdReceipts,
+		"orders":     cmdOrders,
 		"version": func(_ context.Context, _ []string, out, _ io.Writer) int {
 			fmt.Fprintln(out, "yzpay", versionString())
 			return 0

@@ -48,6 +48,102 @@ func (g *Gateway) adminRoutes(r *httprouter.Router) {
 	r.POST("/api/admin/receipts/:tid/replay", g.auth(g.cfg.AdminKey, g.replayReceipt))
 	r.GET("/api/admin/endpoints", g.auth(g.cfg.AdminKey, g.listEndpoints))
 	r.POST("/api/admin/endpoints/resume", g.auth(g.cfg.AdminKey, g.resumeEndpoint))
+	r.GET("/api/admin/events/:event_id/attempts", g.auth(g.cfg.AdminKey, g.eventAttempts))
+	r.GET("/api/admin/orders/:order_id/timeline", g.auth(g.cfg.AdminKey, g.orderTimeline))
+}
+
+// attemptJSON is one row of the attempt log (README, "Admin API").
+type attemptJSON struct {
+	EventID    string `json:"event_id"`
+	OrderID    string `json:"order_id"`
+	Endpoint   string `json:"endpoint"`
+	Status     string `json:"status"`
+	Attempt    int    `json:"attempt"`
+	At         string `json:"at"`
+	DurationMS int64  `json:"duration_ms"`
+	HTTPStatus int    `json:"http_status"`
+	ErrorClass string `json:"error_class"`
+	Error      string `json:"error"`
+	Excerpt    string `json:"excerpt"`
+	Outcome    string `json:"outcome"`
+}
+
+func (g *Gateway) eventAttempts(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	eventID := ps.ByName("event_id")
+	as, err := g.deps.Store.AttemptsForEvent(r.Context(), eventID)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if len(as) == 0 {
+		// No attempts: an event never delivered anywhere, or one whose log
+		// retention has deleted; only the first is unknown.
+		ds, err := g.deps.Store.DeliveriesForEvent(r.Context(), eventID)
+		if err != nil {
+			g.writeErr(w, r, err)
+			return
+		}
+		if len(ds) == 0 {
+			g.writeErr(w, r, domain.Errorf(domain.CodeEventNotFound, "no delivery of that event is recorded"))
+			return
+		}
+	}
+	out := make([]attemptJSON, 0, len(as))
+	for _, a := range as {
+		out = append(out, attemptJSON{
+			EventID: a.EventID, OrderID: a.OrderID, Endpoint: config.RedactURL(a.Endpoint), Status: a.Status,
+			Attempt: a.Attempt, At: rfc3339(a.At), DurationMS: a.DurationMS, HTTPStatus: a.HTTPStatus,
+			ErrorClass: a.ErrorClass, Error: a.Error, Excerpt: a.Excerpt, Outcome: a.Outcome,
+		})
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"event_id": eventID, "attempts": out})
+}
+
+// timelineJSON is one timeline entry: at and kind always, the rest when
+// the kind has them (README, "Admin API").
+type timelineJSON struct {
+	At         string `json:"at"`
+	Kind       string `json:"kind"`
+	Status     string `json:"status,omitempty"`
+	EventID    string `json:"event_id,omitempty"`
+	Endpoint   string `json:"endpoint,omitempty"`
+	Attempt    int    `json:"attempt,omitempty"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	ErrorClass string `json:"error_class,omitempty"`
+	Error      string `json:"error,omitempty"`
+	DurationMS *int64 `json:"duration_ms,omitempty"`
+	Excerpt    string `json:"excerpt,omitempty"`
+	Outcome    string `json:"outcome,omitempty"`
+	Detail     string `json:"detail,omitempty"`
+}
+
+func (g *Gateway) orderTimeline(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	orderID := ps.ByName("order_id")
+	es, err := g.deps.Store.OrderTimeline(r.Context(), orderID)
+	if errors.Is(err, domain.ErrNotFound) {
+		err = domain.Wrap(err, domain.CodeOrderNotFound, "order not found")
+	}
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	out := make([]timelineJSON, 0, len(es))
+	for _, e := range es {
+		j := timelineJSON{
+			At: rfc3339(e.At), Kind: e.Kind, Status: e.Status, EventID: e.EventID,
+			Attempt: e.Attempt, HTTPStatus: e.HTTPStatus, ErrorClass: e.ErrorClass, Error: e.Error,
+			Excerpt: e.Excerpt, Outcome: e.Outcome, Detail: e.Detail,
+		}
+		if e.Endpoint != "" {
+			j.Endpoint = config.RedactURL(e.Endpoint)
+		}
+		if e.Kind == domain.TimelineAttempt {
+			// 0 ms is a real figure for an attempt, not an absent one.
+			j.DurationMS = &e.DurationMS
+		}
+		out = append(out, j)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"order_id": orderID, "timeline": out})
 }
 
 // receiptJSON is a parked or dead receipt (README, "Admin API"); the push

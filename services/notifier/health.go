@@ -232,9 +232,12 @@ func (n *Notifier) probe(ctx context.Context, ep *endpoint) {
 	}
 	start := time.Now()
 	attempt := d.Attempts + 1
-	status, err := n.send(ctx, n.client, ep.URL, build(ev, ep, start), ev.EventID, attempt)
+	ans, err := n.send(ctx, n.client, ep.URL, build(ev, ep, start), ev.EventID, attempt)
+	status := ans.status
+	// A probe is a real attempt: the attempt log keeps it like any other.
 	a := domain.Attempt{EventID: ev.EventID, Endpoint: ep.URL, OrderID: ev.OrderID, Status: ev.Status,
-		Event: ev.Encode(), HTTPStatus: status, At: start.UTC()}
+		Event: ev.Encode(), HTTPStatus: status, At: start.UTC(), ErrorClass: ans.class, Duration: time.Since(start),
+		Excerpt: store.TruncateExcerpt(redactSecrets(ans.excerpt, ep))}
 	n.m.DeliveryAttempt.Observe(float64(attempt))
 	if err == nil {
 		a.Delivered = true

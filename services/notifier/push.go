@@ -3,18 +3,23 @@ package notifier
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/merchant"
+	"github.com/yzpay/yzpay/shared/store"
 )
 
 // Headers that help the merchant deduplicate.
@@ -86,13 +91,18 @@ func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, ep *endpoin
 		EventID: ev.EventID, Endpoint: endpoint, OrderID: ev.OrderID, Status: ev.Status,
 		Event: ev.Encode(), At: start.UTC(),
 	}
+	var ans answer
 	client, err := n.clientFor(ep)
-	status := 0
 	if err == nil {
-		status, err = n.send(ctx, client, endpoint, req, ev.EventID, attempt)
+		ans, err = n.send(ctx, client, endpoint, req, ev.EventID, attempt)
+	} else {
+		ans.class = domain.AttemptErrorBlocked
 	}
-	a.HTTPStatus = status
+	status := ans.status
 	elapsed := time.Since(start)
+	a.HTTPStatus, a.ErrorClass, a.Duration = status, ans.class, elapsed
+	// Redacted before the cut, so no part of a secret survives it.
+	a.Excerpt = store.TruncateExcerpt(redactSecrets(ans.excerpt, ep))
 	n.m.DeliveryAttempt.Observe(float64(attempt))
 	if err == nil {
 		a.Delivered = true
@@ -125,14 +135,21 @@ func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, ep *endpoin
 	return a
 }
 
+// answer is what the attempt log keeps of one POST.
+type answer struct {
+	status  int
+	class   string // domain.AttemptError*; "" on success
+	excerpt string // the response body as read (up to maxResponse)
+}
+
 // send POSTs once: any 2xx is success; the rest, a timeout or a refused
 // connection is a failure. Errors never include the body (it holds a sign).
-func (n *Notifier) send(ctx context.Context, client *http.Client, endpoint string, r request, eventID string, attempt int) (int, error) {
+func (n *Notifier) send(ctx context.Context, client *http.Client, endpoint string, r request, eventID string, attempt int) (answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(r.body))
 	if err != nil {
-		return 0, fmt.Errorf("bad endpoint URL: %w", err)
+		return answer{class: domain.AttemptErrorProtocol}, fmt.Errorf("bad endpoint URL: %w", err)
 	}
 	for k, v := range r.header {
 		req.Header[k] = v
@@ -147,21 +164,67 @@ func (n *Notifier) send(ctx context.Context, client *http.Client, endpoint strin
 	resp, err := client.Do(req)
 	if err != nil {
 		if be := (*blockedError)(nil); errors.As(err, &be) {
-			return 0, be
+			return answer{class: domain.AttemptErrorBlocked}, be
 		}
-		return 0, fmt.Errorf("post: %s", describe(err))
+		return answer{class: errorClass(err)}, fmt.Errorf("post: %s", describe(err))
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse)) // let the connection be reused
+	ans := answer{status: resp.StatusCode, excerpt: string(snippet)}
 	if resp.StatusCode/100 == 2 {
-		return resp.StatusCode, nil
+		return ans, nil
 	}
+	ans.class = domain.AttemptErrorHTTP
 	s := strings.TrimSpace(string(snippet))
 	if len(s) > 200 {
 		s = s[:200]
 	}
-	return resp.StatusCode, fmt.Errorf("merchant answered HTTP %d: %q", resp.StatusCode, s)
+	return ans, fmt.Errorf("merchant answered HTTP %d: %q", resp.StatusCode, s)
+}
+
+// errorClass sorts a failed POST for the attempt log: an operator tells
+// "their DNS is broken" from "their certificate expired" at a glance.
+func errorClass(err error) string {
+	var (
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		hdrErr  tls.RecordHeaderError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		opErr   *net.OpError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return domain.AttemptErrorTimeout
+	case errors.As(err, &dnsErr):
+		return domain.AttemptErrorDNS
+	case errors.As(err, &certErr), errors.As(err, &hdrErr), errors.As(err, &unknown), errors.As(err, &host),
+		errors.As(err, &invalid), strings.Contains(err.Error(), "tls: "):
+		return domain.AttemptErrorTLS
+	case errors.As(err, &opErr), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return domain.AttemptErrorConnect
+	}
+	return domain.AttemptErrorProtocol
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// redactSecrets keeps our own secrets out of the attempt log should a
+// merchant's answer echo one back (a misconfigured endpoint reflecting a
+// debugging page, say).
+func redactSecrets(s string, ep *endpoint) string {
+	for _, secret := range append([]string{ep.MD5Secret}, ep.Secrets...) {
+		if secret != "" && strings.Contains(s, secret) {
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
+	}
+	return s
 }
 
 // describe keeps the URL (its query may carry a merchant token) out of logs.

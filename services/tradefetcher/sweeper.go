@@ -68,10 +68,16 @@ func (s *Sweeper) Run(ctx context.Context) error {
 	defer t.Stop()
 	late := time.NewTicker(s.cfg.LateInterval)
 	defer late.Stop()
+	prune := time.NewTicker(pruneInterval)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-prune.C:
+			if _, err := s.PruneAttempts(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("attempt log retention incomplete; the next run retries", "err", err)
+			}
 		case <-t.C:
 			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("sweep incomplete; the next one retries", "err", err)
@@ -80,6 +86,48 @@ func (s *Sweeper) Run(ctx context.Context) error {
 			if err := s.ReconcileLate(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("late-payment reconciliation incomplete; the next one retries", "err", err)
 			}
+		}
+	}
+}
+
+// The attempt-log retention sweep: every pruneInterval, rows older than
+// ATTEMPT_LOG_RETENTION go pruneBatch per statement with prunePause between
+// statements, so that a month of backlog never holds long locks nor starves
+// the notifier's RecordAttempts of the database.
+const (
+	pruneInterval = 10 * time.Minute
+	pruneBatch    = 1000
+	prunePause    = 100 * time.Millisecond
+)
+
+// PruneAttempts deletes attempt-log rows older than AttemptLogRetention,
+// in batches, and returns how many it deleted.
+func (s *Sweeper) PruneAttempts(ctx context.Context) (int, error) {
+	retention := s.cfg.AttemptLogRetention
+	if retention <= 0 {
+		retention = config.DefaultAttemptLogRetention
+	}
+	before := s.now().Add(-retention)
+	total := 0
+	for {
+		n, err := s.st.DeleteAttemptsBefore(ctx, before, pruneBatch)
+		total += n
+		if s.m != nil {
+			s.m.AttemptsPruned.Add(float64(n))
+		}
+		if err != nil {
+			return total, fmt.Errorf("prune attempt log: %w", err)
+		}
+		if n < pruneBatch {
+			if total > 0 {
+				s.log.Info("attempt log pruned", "deleted", total, "older_than", before.UTC().Format(time.RFC3339))
+			}
+			return total, nil
+		}
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(prunePause):
 		}
 	}
 }

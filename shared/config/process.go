@@ -40,6 +40,7 @@ const (
 	DefaultDataDir                 = "./data"
 	DefaultStartupTimeout          = 30 * time.Second
 	DefaultFetchGiveUpAfter        = 24 * time.Hour
+	DefaultAttemptLogRetention     = 30 * 24 * time.Hour
 
 	// OpsSame as OPS_ADDR serves /metrics, /healthz and /readyz on the
 	// gateway's own listener, as before OPS_ADDR existed.
@@ -167,6 +168,9 @@ type Sweep struct {
 	// holder of a lease in JetStream; a dead holder's lease passes to
 	// another replica this long after its last renewal. 0 = 15s.
 	LeaseTTL time.Duration
+	// AttemptLogRetention: delivery attempts older than this are deleted
+	// from the attempt log by the lease holder (ATTEMPT_LOG_RETENTION).
+	AttemptLogRetention time.Duration
 }
 
 // Tradefetcher is the tradefetcher process's configuration.
@@ -527,6 +531,11 @@ func loadTradefetcher(env Env, p *problems) Tradefetcher {
 	if t.Sweep.LateInterval == 0 {
 		p.add(errors.New("config: RECONCILE_LATE_INTERVAL must be a positive duration"))
 	}
+	t.Sweep.AttemptLogRetention, err = env.Duration("ATTEMPT_LOG_RETENTION", DefaultAttemptLogRetention)
+	p.add(err)
+	if t.Sweep.AttemptLogRetention == 0 {
+		p.add(errors.New("config: ATTEMPT_LOG_RETENTION must be a positive duration"))
+	}
 	return t
 }
 
@@ -832,6 +841,7 @@ func (t Tradefetcher) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  fetch retries %s   give up unknown trades after %s\n", durations(t.RetrySchedule), t.GiveUpAfter)
 	fmt.Fprintf(w, "  order ttl     %s   reconcile every %s\n", t.Sweep.OrderTTL, t.Sweep.Interval)
 	fmt.Fprintf(w, "  late payments closed orders reconciled every %s for %s\n", t.Sweep.LateInterval, t.Sweep.LateWindow)
+	fmt.Fprintf(w, "  attempt log   kept %s\n", t.Sweep.AttemptLogRetention)
 	t.Youzan.banner(w)
 	t.Broker.banner(w, t.DatabaseURL)
 }

@@ -69,4 +69,9 @@ type Attempt struct {
 	// services/notifier/health.go).
 	Held bool
 	At   time.Time
+	// For the attempt log (AttemptRecord): how long the POST took, why it
+	// failed, and the first bytes of the answer.
+	Duration   time.Duration
+	ErrorClass string
+	Excerpt    string
 }

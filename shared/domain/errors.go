@@ -30,8 +30,10 @@ const (
 	CodeDeliverySuperseded Code = "delivery_superseded"
 	CodeReceiptNotFound    Code = "receipt_not_found"
 	CodeEndpointNotFound   Code = "endpoint_not_found"
-	CodeNotFound           Code = "not_found"
-	CodeMethodNotAllowed   Code = "method_not_allowed"
+	// CodeEventNotFound: no delivery of that event was ever recorded.
+	CodeEventNotFound    Code = "event_not_found"
+	CodeNotFound         Code = "not_found"
+	CodeMethodNotAllowed Code = "method_not_allowed"
 	// CodeURLNotAllowed: a return_url (or notify_url) that is not https (or
 	// loopback in sandbox mode), or whose host is not allowed.
 	CodeURLNotAllowed Code = "url_not_allowed"

@@ -40,6 +40,7 @@ var statuses = map[domain.Code]int{
 	domain.CodeDeliverySuperseded: http.StatusConflict,
 	domain.CodeReceiptNotFound:    http.StatusNotFound,
 	domain.CodeEndpointNotFound:   http.StatusNotFound,
+	domain.CodeEventNotFound:      http.StatusNotFound,
 	domain.CodeReplayUnavailable:  http.StatusNotImplemented,
 	domain.CodeNotFound:           http.StatusNotFound,
 	domain.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,

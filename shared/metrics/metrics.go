@@ -50,6 +50,8 @@ type Metrics struct {
 	Expired      prometheus.Counter
 	// SweepLeaseHeld is 1 on the one tradefetcher replica that sweeps.
 	SweepLeaseHeld prometheus.Gauge
+	// AttemptsPruned counts attempt-log rows deleted past ATTEMPT_LOG_RETENTION.
+	AttemptsPruned prometheus.Counter
 
 	// PushToDelivery is what the merchant experiences: from the gateway
 	// storing Youzan's push to the merchant's 2xx, retries included.
@@ -125,6 +127,9 @@ func New() *Metrics {
 		ReceiptsGivenUp: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yzpay_receipts_given_up_total", Help: "Receipts whose trade Youzan still did not know after FETCH_GIVE_UP_AFTER, kept as dead receipts.",
 		}),
+		AttemptsPruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yzpay_attempt_log_pruned_total", Help: "Attempt-log rows deleted by the retention sweep, older than ATTEMPT_LOG_RETENTION.",
+		}),
 		DeliveriesGivenUp: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "yzpay_deliveries_given_up_total", Help: "Event deliveries to one endpoint abandoned after the whole retry schedule.",
 		}),
@@ -179,7 +184,7 @@ func New() *Metrics {
 		m.ReceiptsParked, m.ReceiptsGivenUp,
 		m.StreamMessages, m.StreamBytes, m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered,
 		m.ConsumerOldestAge, m.LagPollErrors,
-		m.SweepLeaseHeld} {
+		m.SweepLeaseHeld, m.AttemptsPruned} {
 		f(c)
 	}
 	return m

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/yzpay/yzpay/shared/domain"
 )
 
 // MaxErrorLen bounds domain.Delivery.LastError: enough to diagnose, too short to
@@ -13,13 +15,19 @@ const MaxErrorLen = 500
 
 // TruncateError returns s as valid UTF-8 without NUL bytes (Postgres text
 // refuses both) and at most MaxErrorLen bytes, cut on a rune boundary.
-func TruncateError(s string) string {
+func TruncateError(s string) string { return truncate(s, MaxErrorLen) }
+
+// TruncateExcerpt is TruncateError for an attempt's response excerpt,
+// bounded by domain.MaxExcerptLen.
+func TruncateExcerpt(s string) string { return truncate(s, domain.MaxExcerptLen) }
+
+func truncate(s string, n int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.ReplaceAll(s, "\x00", "")
-	if len(s) <= MaxErrorLen {
+	if len(s) <= n {
 		return s
 	}
-	cut := MaxErrorLen
+	cut := n
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

@@ -78,7 +78,21 @@ type Store interface {
 	// was no longer WAIT_BUYER_PAY).
 	CloseExpired(ctx context.Context, orderID string, at time.Time) (domain.Change, error)
 
+	// RecordAttempts counts one attempt per element, in order, in one
+	// transaction, and appends each that was sent (not Superseded) to the
+	// attempt log in the same transaction.
 	RecordAttempts(ctx context.Context, a []domain.Attempt) ([]domain.Delivery, error)
+	// AttemptsForEvent returns the event's attempt log, ordered by
+	// (At, Endpoint, Attempt); none (no error) for an unknown event.
+	AttemptsForEvent(ctx context.Context, eventID string) ([]domain.AttemptRecord, error)
+	// OrderTimeline returns what happened to the order, in time order:
+	// creation, trade observations, status changes, delivery attempts
+	// and superseded deliveries. domain.ErrNotFound if no such order.
+	OrderTimeline(ctx context.Context, orderID string) ([]domain.TimelineEntry, error)
+	// DeleteAttemptsBefore deletes up to limit attempt-log rows older than
+	// before and returns how many it deleted (the retention sweeper calls
+	// it until that is less than limit).
+	DeleteAttemptsBefore(ctx context.Context, before time.Time, limit int) (int, error)
 	DeliveriesForEvent(ctx context.Context, eventID string) ([]domain.Delivery, error)
 	// DeliveriesForEvents is DeliveriesForEvent for a batch of events in one
 	// query, ordered by (EventID, Endpoint).

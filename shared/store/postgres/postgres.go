@@ -596,7 +596,10 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 		// The event, its order and status are what the first attempt pushed;
 		// later attempts only fill them in if they were missing. Delivered and
 		// given-up keep their first time: once delivered stays delivered.
-		batch.Queue(`INSERT INTO deliveries AS d (event_id, endpoint, order_id, status, event, attempts,
+		// The attempt-log row goes in the same statement (a data-modifying
+		// CTE), numbered by the delivery's count after this attempt: no
+		// extra round trip, and the log cannot disagree with the count.
+		batch.Queue(`WITH d AS (INSERT INTO deliveries AS d (event_id, endpoint, order_id, status, event, attempts,
 				last_http_status, last_error, next_attempt_at, delivered_at, given_up_at, superseded_at, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $13, $6, $7, $8, $9, $10, $12, $11, $11)
 			ON CONFLICT (event_id, endpoint) DO UPDATE SET
@@ -612,9 +615,15 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 				status = CASE WHEN d.status = '' THEN excluded.status ELSE d.status END,
 				event = coalesce(d.event, excluded.event),
 				updated_at = excluded.updated_at
-			RETURNING `+deliveryCols,
+			RETURNING `+deliveryCols+`),
+			l AS (INSERT INTO delivery_attempts (event_id, order_id, endpoint, status, attempt, at, duration_ms,
+					http_status, error_class, error, excerpt, outcome)
+				SELECT event_id, order_id, endpoint, status, attempts, $11, $14, $6, $15, $7, $16, $17
+				FROM d WHERE $13::integer = 1)
+			SELECT `+deliveryCols+` FROM d`,
 			a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, store.TruncateError(a.Error),
-			toNull(a.NextAttemptAt), delivered, givenUp, at, superseded, tried)
+			toNull(a.NextAttemptAt), delivered, givenUp, at, superseded, tried,
+			a.Duration.Milliseconds(), a.ErrorClass, store.TruncateExcerpt(a.Excerpt), a.Outcome())
 	}
 	out := make([]domain.Delivery, 0, len(attempts))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -512,6 +512,15 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 	out := make([]domain.Delivery, 0, len(attempts))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now := now()
+		// The attempt log is written in the same transaction, numbered by
+		// the delivery's count after this attempt.
+		logStmt, err := tx.PrepareContext(ctx, `INSERT INTO delivery_attempts (event_id, order_id, endpoint,
+				status, attempt, at, duration_ms, http_status, error_class, error, excerpt, outcome)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer logStmt.Close()
 		for _, a := range attempts {
 			at := a.At
 			if at.IsZero() {
@@ -561,6 +570,13 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 				toNull(a.NextAttemptAt), delivered, givenUp, toMicro(at), superseded, tried))
 			if err != nil {
 				return err
+			}
+			if tried == 1 {
+				if _, err := logStmt.ExecContext(ctx, d.EventID, d.OrderID, d.Endpoint, d.Status, d.Attempts,
+					toMicro(at), a.Duration.Milliseconds(), a.HTTPStatus, a.ErrorClass, store.TruncateError(a.Error),
+					store.TruncateExcerpt(a.Excerpt), a.Outcome()); err != nil {
+					return err
+				}
 			}
 			out = append(out, d)
 		}

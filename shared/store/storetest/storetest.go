@@ -56,6 +56,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Checkout", testCheckout},
 		{"CheckoutConcurrent", testCheckoutConcurrent},
 		{"NotifyURLs", testNotifyURLs},
+		{"AttemptLog", testAttemptLog},
+		{"OrderTimeline", testOrderTimeline},
+		{"AttemptRetention", testAttemptRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1147,6 +1150,25 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			}
 		}
 		b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "obs/s")
+	})
+	// One delivered payment per element, 64 per batch as the notifier
+	// records them: the cost of RecordAttempts with the attempt log.
+	b.Run("RecordAttemptsDelivered64", func(b *testing.B) {
+		s := setup(b)
+		i := 0
+		batch := make([]domain.Attempt, 64)
+		for b.Loop() {
+			for j := range batch {
+				batch[j] = domain.Attempt{EventID: fmt.Sprintf("T%d:TRADE_SUCCESS", i), Endpoint: "https://shop.example/notify",
+					OrderID: fmt.Sprintf("bench-%d", i), Status: domain.StatusTradeSuccess, Event: []byte(`{"v":1}`),
+					HTTPStatus: 200, Delivered: true, Excerpt: "success", Duration: 12 * time.Millisecond, At: time.Now()}
+				i++
+			}
+			if _, err := s.RecordAttempts(b.Context(), batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/payment")
 	})
 }
 
