@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OrdersAndDeliveriesByOrder", testByOrder},
 		{"Checkout", testCheckout},
 		{"CheckoutConcurrent", testCheckoutConcurrent},
+		{"Audit", testAudit},
+		{"PaidSince", testPaidSince},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
