@@ -54,6 +54,7 @@ type Gateway struct {
 	m      *metrics.Metrics
 	pushes chan struct{} // semaphore of MaxConcurrentPushes
 	watch  *watchers     // checkout pages following their orders
+	con    *console      // operator console; nil when ADMIN_API_KEY is unset
 }
 
 // New checks the configuration and builds the gateway.
@@ -75,6 +76,9 @@ func New(cfg config.Gateway, deps Deps) (*Gateway, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
+	}
+	if cfg.AdminSessionTTL <= 0 {
+		cfg.AdminSessionTTL = config.DefaultAdminSessionTTL
 	}
 	if cfg.OrderTTL <= 0 {
 		cfg.OrderTTL = config.DefaultOrderTTL
@@ -106,6 +110,7 @@ func (g *Gateway) Handler() http.Handler {
 	r.GET("/pay/:token/status", g.checkoutStatus)
 	r.GET("/assets/:file", g.serveAsset)
 	g.adminRoutes(r)
+	g.consoleRoutes(r)
 
 	if g.OpsOnMain() {
 		hz, rz := httpapi.Health(g.deps.Checks...)
