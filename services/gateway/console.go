@@ -37,7 +37,7 @@ const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img
 	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 const (
-	sessionCookie = "yzpay_console"
+	sessionCookie = "console_session"
 	// Failed logins from one address within loginWindow beyond
 	// maxLoginFailures are refused without looking at the password.
 	maxLoginFailures = 5
@@ -276,7 +276,9 @@ func (g *Gateway) action(h consoleHandle) httprouter.Handle {
 	}
 }
 
-func wantsJSON(r *http.Request) bool { return strings.Contains(r.Header.Get("Accept"), "application/json") }
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
 
 // done answers an action: JSON for the page's script, else back to the
 // page the form was on.

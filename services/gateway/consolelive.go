@@ -57,7 +57,9 @@ func (g *Gateway) orderTimeline(ctx context.Context, o domain.Order) ([]timeline
 		out = append(out, timelineEntry{At: o.PaidAt, Kind: "paid", Status: o.Status,
 			Detail: fmt.Sprintf("¥%s · %s · tid %s", yuan(o.Payment), o.PayType, o.TID)})
 	}
-	if o.Status != domain.StatusWaitBuyerPay && !(o.EverPaid && o.UpdatedAt.Equal(o.PaidAt)) {
+	// The payment line already says where a paid order is; a status line
+	// is for a close (unpaid, or a refund after payment).
+	if o.Status != domain.StatusWaitBuyerPay && (!o.EverPaid || !domain.IsPaid(o.Status)) {
 		out = append(out, timelineEntry{At: o.UpdatedAt, Kind: "status", Status: o.Status})
 	}
 	ds, err := g.deps.Store.DeliveriesForOrders(ctx, []string{o.OrderID})
@@ -70,7 +72,14 @@ func (g *Gateway) orderTimeline(ctx context.Context, o domain.Order) ([]timeline
 			Endpoint: config.RedactURL(d.Endpoint), Attempt: d.Attempts, HTTPStatus: d.LastHTTPStatus,
 			Error: d.LastError, State: d.State(), Ref: endpointRef(d.Endpoint)})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	// Same instant: creation before payment before status before deliveries.
+	rank := map[string]int{"created": 0, "paid": 1, "status": 2, "delivery": 3}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].At.Equal(out[j].At) {
+			return out[i].At.Before(out[j].At)
+		}
+		return rank[out[i].Kind] < rank[out[j].Kind]
+	})
 	return out, nil
 }
 

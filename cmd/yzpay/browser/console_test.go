@@ -68,7 +68,7 @@ func TestConsole(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible("#q")); err != nil {
 		t.Fatal(err)
 	}
-	if httpOnly := eval[string](t, ctx, `document.cookie`); strings.Contains(httpOnly, "yzpay_console") {
+	if httpOnly := eval[string](t, ctx, `document.cookie`); strings.Contains(httpOnly, "console_session") {
 		t.Errorf("the session cookie is readable by scripts: %q", httpOnly)
 	}
 	if err := waitAttr(ctx, "transport", "sse"); err != nil {
@@ -119,7 +119,10 @@ func TestConsole(t *testing.T) {
 	shot(t, ctx, "console-order")
 
 	// A POST without the CSRF token is refused, and changes nothing.
-	status := eval[float64](t, ctx, `(async () => (await fetch('/admin/orders/console-2/close', {method: 'POST', credentials: 'same-origin'})).status)()`)
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`fetch('/admin/orders/console-2/close', {method: 'POST', credentials: 'same-origin'}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if status != 403 {
 		t.Errorf("POST without a CSRF token answered %v, want 403", status)
 	}
