@@ -307,9 +307,9 @@ func (g *Gateway) checkoutEvents(w http.ResponseWriter, r *http.Request, ps http
 func (g *Gateway) serveAsset(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	var ctype string
 	switch f := ps.ByName("file"); f {
-	case "checkout.css":
+	case "checkout.css", "console.css":
 		ctype = "text/css; charset=utf-8"
-	case "checkout.js":
+	case "checkout.js", "console.js":
 		ctype = "text/javascript; charset=utf-8"
 	default:
 		g.writeErr(w, r, domain.Errorf(domain.CodeNotFound, "no such route"))

@@ -25,40 +25,48 @@ func (g *Gateway) closeOrder(w http.ResponseWriter, r *http.Request, ps httprout
 		g.writeErr(w, r, errInvalidOrderID)
 		return
 	}
-	c, err := g.deps.Store.CloseExpired(r.Context(), id, time.Now())
+	o, err := g.closeUnpaid(r.Context(), id)
 	if err != nil {
 		g.writeErr(w, r, err, "order_id", id)
 		return
 	}
+	httpapi.WriteJSON(w, http.StatusOK, toOrderResponse(o))
+}
+
+// closeUnpaid is the close API's work, shared with the operator console:
+// errors are domain errors (already_paid, order_conflict, order_not_found,
+// broker_unavailable) or a backend's.
+func (g *Gateway) closeUnpaid(ctx context.Context, id string) (domain.Order, error) {
+	c, err := g.deps.Store.CloseExpired(ctx, id, time.Now())
+	if err != nil {
+		return domain.Order{}, err
+	}
 	o := c.Order
 	if o.EverPaid || domain.IsPaid(o.Status) {
-		g.writeErr(w, r, domain.Errorf(domain.CodeAlreadyPaid, "the order is paid (%s); it cannot be closed", o.Status), "order_id", id)
-		return
+		return o, domain.Errorf(domain.CodeAlreadyPaid, "the order is paid (%s); it cannot be closed", o.Status)
 	}
 	if o.Status != domain.StatusTradeClosed {
 		// Not at WAIT_BUYER_PAY and not paid: a status yzpay does not
 		// close (none today); say so rather than pretend.
-		g.writeErr(w, r, domain.Errorf(domain.CodeOrderConflict, "the order is at %s and cannot be closed", o.Status), "order_id", id)
-		return
+		return o, domain.Errorf(domain.CodeOrderConflict, "the order is at %s and cannot be closed", o.Status)
 	}
 	if c.Changed {
-		g.log.Info("order closed by the merchant", "order_id", id, "qr_id", o.QRID)
+		g.log.Info("order closed", "order_id", id, "qr_id", o.QRID)
 	}
 	// The close is stored: a client hanging up must not keep its
 	// announcement from going out.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.PublishTimeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.PublishTimeout+5*time.Second)
 	defer cancel()
 	ev := domain.FromOrder(o)
 	msg := nats.NewMsg(natsjs.StatusSubject(ev.Status))
 	msg.Data = ev.Encode()
 	ack, err := g.deps.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.EventID))
 	if err != nil {
-		g.log.Warn("close stored, announcement not published; the merchant's retry publishes it", "order_id", id, "err", err)
-		g.writeErr(w, r, domain.Wrap(err, domain.CodeBrokerUnavailable, "the order is closed but its TRADE_CLOSED event could not be published; retry the same request"), "order_id", id)
-		return
+		g.log.Warn("close stored, announcement not published; a repeated close publishes it", "order_id", id, "err", err)
+		return o, domain.Wrap(err, domain.CodeBrokerUnavailable, "the order is closed but its TRADE_CLOSED event could not be published; retry the same request")
 	}
 	if !ack.Duplicate {
 		g.m.TradeEvents.WithLabelValues(ev.Status).Inc()
 	}
-	httpapi.WriteJSON(w, http.StatusOK, toOrderResponse(o))
+	return o, nil
 }

@@ -56,6 +56,7 @@ type Gateway struct {
 	watch  *watchers     // checkout pages following their orders
 	// bodyBytes bounds the push bytes held at once (MaxPushBytes).
 	bodyBytes *byteBudget
+	con       *console // operator console; nil when ADMIN_API_KEY is unset
 }
 
 // New checks the configuration and builds the gateway.
@@ -83,6 +84,9 @@ func New(cfg config.Gateway, deps Deps) (*Gateway, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
+	}
+	if cfg.AdminSessionTTL <= 0 {
+		cfg.AdminSessionTTL = config.DefaultAdminSessionTTL
 	}
 	if cfg.OrderTTL <= 0 {
 		cfg.OrderTTL = config.DefaultOrderTTL
@@ -114,6 +118,7 @@ func (g *Gateway) Handler() http.Handler {
 	r.GET("/pay/:token/status", g.checkoutStatus)
 	r.GET("/assets/:file", g.serveAsset)
 	g.adminRoutes(r)
+	g.consoleRoutes(r)
 
 	if g.OpsOnMain() {
 		hz, rz := httpapi.Health(g.deps.Checks...)

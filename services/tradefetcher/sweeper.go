@@ -2,7 +2,6 @@ package tradefetcher
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -232,29 +231,8 @@ func (s *Sweeper) reconcile(ctx context.Context, o domain.Order) (int, error) {
 	return n, nil
 }
 
-// receipt is the body of a reconciliation receipt: the fields of a Youzan
-// push the tradefetcher reads, so both travel the same path.
-type receipt struct {
-	Type   string `json:"type"`
-	ID     string `json:"id"`
-	KdtID  int64  `json:"kdt_id"`
-	Status string `json:"status"`
-	MsgID  string `json:"msg_id"`
-}
-
 func (s *Sweeper) publishReceipt(ctx context.Context, tid string) error {
-	// One receipt per trade per hour: enough to repeat the check if a first
-	// reading lagged, not so many that several replicas flood the stream.
-	id := fmt.Sprintf("reconcile:%s:%d", tid, s.now().Unix()/3600)
-	body, _ := json.Marshal(receipt{Type: natsjs.ReconcileType, ID: tid, MsgID: id})
-	msg := nats.NewMsg(natsjs.WebhookSubject(natsjs.ReconcileType))
-	msg.Data = body
-	msg.Header.Set(natsjs.HeaderReceivedAt, s.now().UTC().Format(time.RFC3339Nano))
-	msg.Header.Set(natsjs.HeaderTID, tid)
-	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
-		return fmt.Errorf("publish reconcile receipt for %s: %w", tid, err)
-	}
-	return nil
+	return natsjs.PublishReconcileReceipt(ctx, s.js, tid, s.now())
 }
 
 // expire checks Youzan once more, then closes o and tells the merchant.

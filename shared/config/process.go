@@ -34,13 +34,15 @@ const (
 	DefaultNotifierMetricsAddr     = ":9102"
 	DefaultYouzanBase              = "https://open.youzanyun.com"
 	DefaultOrderTTL                = 30 * time.Minute
-	DefaultReconcileInterval       = time.Minute
-	DefaultReconcileLateWindow     = 48 * time.Hour
-	DefaultReconcileLateInterval   = 10 * time.Minute
-	DefaultDataDir                 = "./data"
-	DefaultStartupTimeout          = 30 * time.Second
-	DefaultFetchGiveUpAfter        = 24 * time.Hour
-	DefaultAttemptLogRetention     = 30 * 24 * time.Hour
+	// DefaultAdminSessionTTL is how long an operator console login lasts.
+	DefaultAdminSessionTTL       = 8 * time.Hour
+	DefaultReconcileInterval     = time.Minute
+	DefaultReconcileLateWindow   = 48 * time.Hour
+	DefaultReconcileLateInterval = 10 * time.Minute
+	DefaultDataDir               = "./data"
+	DefaultStartupTimeout        = 30 * time.Second
+	DefaultFetchGiveUpAfter      = 24 * time.Hour
+	DefaultAttemptLogRetention   = 30 * 24 * time.Hour
 
 	// OpsSame as OPS_ADDR serves /metrics, /healthz and /readyz on the
 	// gateway's own listener, as before OPS_ADDR existed.
@@ -110,6 +112,8 @@ type Gateway struct {
 	APIKey string // GATEWAY_API_KEY
 	// AdminKey guards /api/admin/*; "" switches the admin API off.
 	AdminKey string // ADMIN_API_KEY
+	// AdminSessionTTL is how long an operator console login lasts.
+	AdminSessionTTL time.Duration // ADMIN_SESSION_TTL
 
 	// ClaimFor bounds how long one replica may hold the right to create an
 	// order's QR before another may try (a crash in the middle).
@@ -454,6 +458,11 @@ func loadGateway(env Env, p *problems, sandbox bool) Gateway {
 	g.NotifyURLHosts, _ = loadNotifyURLHosts(env, p)
 	if !sandbox {
 		p.require(env, "GATEWAY_API_KEY")
+	}
+	if d, err := env.Duration("ADMIN_SESSION_TTL", DefaultAdminSessionTTL); err != nil || d < time.Minute {
+		p.add(errors.New("config: ADMIN_SESSION_TTL must be a Go duration of at least 1m, e.g. 8h"))
+	} else {
+		g.AdminSessionTTL = d
 	}
 	if g.PublicURL != "" {
 		u, err := url.Parse(g.PublicURL)
@@ -827,7 +836,7 @@ func (b Broker) banner(w io.Writer, db string) {
 // Banner prints the settings, secrets shown only as set or unset.
 func (g Gateway) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  addr          %s   ops %s\n", g.Addr, g.OpsAddr)
-	fmt.Fprintf(w, "  api key       %s   admin key %s\n", secret(g.APIKey), secret(g.AdminKey))
+	fmt.Fprintf(w, "  api key       %s   admin key %s   console session %s\n", secret(g.APIKey), secret(g.AdminKey), g.AdminSessionTTL)
 	fmt.Fprintf(w, "  checkout      %s/pay/<token>   return url hosts %s   order ttl %s\n",
 		orNone(g.PublicURL), orNone(strings.Join(g.ReturnURLHosts, ",")), g.OrderTTL)
 	fmt.Fprintf(w, "  notify url    hosts %s\n", orNone(strings.Join(g.NotifyURLHosts, ",")))

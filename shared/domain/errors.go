@@ -39,6 +39,10 @@ const (
 	CodeURLNotAllowed Code = "url_not_allowed"
 	// CodeAlreadyPaid: closing an order the buyer has paid.
 	CodeAlreadyPaid Code = "already_paid"
+	// Operator console (README, "Operator console").
+	CodeLoginFailed   Code = "login_failed"    // wrong admin key at the console's login
+	CodeTooManyLogins Code = "too_many_logins" // failed logins from one address over the limit
+	CodeCSRF          Code = "csrf_failed"     // a console POST without its session's CSRF token
 
 	// Youzan pushes.
 	CodeBadSignature  Code = "bad_signature"

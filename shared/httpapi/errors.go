@@ -47,6 +47,9 @@ var statuses = map[domain.Code]int{
 	domain.CodeInternal:           http.StatusInternalServerError,
 	domain.CodeURLNotAllowed:      http.StatusBadRequest,
 	domain.CodeAlreadyPaid:        http.StatusConflict,
+	domain.CodeLoginFailed:        http.StatusUnauthorized,
+	domain.CodeTooManyLogins:      http.StatusTooManyRequests,
+	domain.CodeCSRF:               http.StatusForbidden,
 }
 
 // Statuses returns a copy of the code → HTTP status table, for tests and

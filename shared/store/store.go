@@ -47,6 +47,12 @@ type ReceiptFilter struct {
 	Limit int    // default 100, max 1000
 }
 
+// AuditFilter selects audit entries, newest first.
+type AuditFilter struct {
+	OrderID string // "" = every entry
+	Limit   int    // default 100, max 1000
+}
+
 // Store is implemented by postgres.Store and sqlite.Store.
 type Store interface {
 	// Reserve creates the order or returns the existing one (domain.ErrConflict if
@@ -160,6 +166,15 @@ type Store interface {
 	// (CreatedAt, EventID) first; heldOnly keeps those parked by a pause
 	// (pending without NextAttemptAt).
 	PendingDeliveries(ctx context.Context, endpoint string, heldOnly bool, limit int) ([]domain.Delivery, error)
+
+	// RecordAudit appends an operator action (At zero = now) and returns
+	// it with its ID.
+	RecordAudit(ctx context.Context, e domain.AuditEntry) (domain.AuditEntry, error)
+	// ListAudit returns audit entries newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]domain.AuditEntry, error)
+	// PaidSince counts the orders paid at or after since and sums what
+	// their buyers paid (fen), for the console's live strip.
+	PaidSince(ctx context.Context, since time.Time) (count int, amountFen int64, err error)
 
 	Ping(ctx context.Context) error
 	Close() error

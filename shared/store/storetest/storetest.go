@@ -59,6 +59,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AttemptLog", testAttemptLog},
 		{"OrderTimeline", testOrderTimeline},
 		{"AttemptRetention", testAttemptRetention},
+		{"Audit", testAudit},
+		{"PaidSince", testPaidSince},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,63 @@
+// yzpay operator console: the live strip and the order page's timeline
+// follow /admin/events (Server-Sent Events); action forms are sent with
+// fetch and the session's CSRF token, so the page is never reloaded. No
+// inline script: the Content-Security-Policy allows only this file.
+(function () {
+  'use strict';
+  var body = document.body, d = body.dataset;
+  var flash = document.getElementById('flash');
+  var live = document.getElementById('live');
+
+  function show(msg, bad) {
+    if (!flash) return;
+    flash.textContent = msg;
+    flash.className = bad ? 'flash bad' : 'flash';
+    flash.hidden = false;
+  }
+
+  function refresh() {
+    if (!live) return Promise.resolve();
+    return fetch(live.dataset.liveUrl, { cache: 'no-store', credentials: 'same-origin' })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) { live.innerHTML = html; d.refreshed = String(Date.now()); } })
+      .catch(function () {});
+  }
+
+  document.addEventListener('submit', function (e) {
+    var f = e.target;
+    if (!f.classList || !f.classList.contains('act') || !window.fetch) return;
+    e.preventDefault();
+    var btn = f.querySelector('button');
+    if (btn) btn.disabled = true;
+    fetch(f.action, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'X-CSRF-Token': d.csrf, 'Accept': 'application/json' },
+      body: new URLSearchParams(new FormData(f))
+    }).then(function (r) {
+      return r.json().then(function (j) { return { ok: r.ok, j: j }; });
+    }).then(function (res) {
+      if (res.ok) show(res.j.message || 'ok', false);
+      else show((res.j.error && res.j.error.message) || 'failed', true);
+      if (!live) { window.location.assign(window.location.href); return; }
+      return refresh();
+    }).catch(function () { show('failed', true); })
+      .then(function () { if (btn) btn.disabled = false; });
+  });
+
+  if (!d.csrf || !window.EventSource) return;
+  var url = '/admin/events' + (d.order ? '?order=' + encodeURIComponent(d.order) : '');
+  var es = new EventSource(url);
+  es.onopen = function () { d.transport = 'sse'; };
+  es.onerror = function () { d.transport = 'reconnecting'; };
+  es.addEventListener('summary', function (e) {
+    d.transport = 'sse';
+    var s;
+    try { s = JSON.parse(e.data); } catch (err) { return; }
+    var els = document.querySelectorAll('[data-k]');
+    for (var i = 0; i < els.length; i++) {
+      var k = els[i].dataset.k;
+      if (s[k] !== undefined && s[k] !== '') els[i].textContent = s[k];
+    }
+  });
+  es.addEventListener('order', function () { refresh(); });
+})();
