@@ -31,9 +31,15 @@ run: build
 # The fault tests' ledgers (sent, delivered, missing, duplicates, recovery)
 # are printed after the run: go test shows nothing of a passing package.
 LEDGER := $(CURDIR)/bin/fault-ledger.txt
+# TestCluster (3 NATS nodes, two replicas of each service, Postgres) runs on
+# its own after the rest, so it does not compete with them for the CPU. The
+# fuzz targets then run briefly (FUZZTIME_TEST each) beyond their corpora.
+FUZZTIME_TEST ?= 2s
 test:
 	@mkdir -p bin && rm -f $(LEDGER)
-	YZPAY_LEDGER_FILE=$(LEDGER) $(GO) test $(TEST_FLAGS) $(PKGS)
+	YZPAY_LEDGER_FILE=$(LEDGER) $(GO) test $(TEST_FLAGS) -skip '^TestCluster$$' $(PKGS)
+	YZPAY_LEDGER_FILE=$(LEDGER) $(GO) test $(TEST_FLAGS) -run '^TestCluster$$' ./cmd/yzpay/faults
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST)
 	@if [ -s $(LEDGER) ]; then echo '>> fault-test ledgers'; cat $(LEDGER); fi
 
 # Native Go fuzzing of the push parser and verifier, the msg decoder and the
