@@ -56,6 +56,30 @@ func setupTool(stderr io.Writer) (config.Tool, *slog.Logger, bool) {
 	return t, t.Log.Logger(stderr), true
 }
 
+// toolStore is what a store-reading subcommand starts with.
+type toolStore struct {
+	store.Store
+	cfg  config.Tool
+	desc string // the store, for humans (no password)
+	log  *slog.Logger
+}
+
+// openToolStore loads the CLI's settings and opens (and migrates) the store
+// for subcommand name. On failure it has printed one line and returns nil
+// with the exit status.
+func openToolStore(ctx context.Context, name string, stderr io.Writer) (*toolStore, int) {
+	tc, log, ok := setupTool(stderr)
+	if !ok {
+		return nil, process.ExitUsage
+	}
+	st, desc, err := app.OpenStore(ctx, tc)
+	if err != nil {
+		fmt.Fprintf(stderr, "yzpay %s: %s\n", name, process.Line(err))
+		return nil, process.ExitFailure
+	}
+	return &toolStore{Store: st, cfg: tc, desc: desc, log: log}, 0
+}
+
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -132,17 +156,12 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	tc, _, ok := setupTool(stderr)
-	if !ok {
-		return 2
-	}
-	st, desc, err := app.OpenStore(ctx, tc)
-	if err != nil {
-		fmt.Fprintln(stderr, "yzpay migrate:", process.Line(err))
-		return process.ExitFailure
+	st, code := openToolStore(ctx, "migrate", stderr)
+	if st == nil {
+		return code
 	}
 	defer st.Close()
-	fmt.Fprintln(stdout, "migrations applied:", desc)
+	fmt.Fprintln(stdout, "migrations applied:", st.desc)
 	return 0
 }
 
@@ -210,14 +229,9 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "yzpay deliveries attempts: name one EVENT_ID")
 		return 2
 	}
-	tc, log, ok := setupTool(stderr)
-	if !ok {
-		return 2
-	}
-	st, _, err := app.OpenStore(ctx, tc)
-	if err != nil {
-		fmt.Fprintln(stderr, "yzpay deliveries:", process.Line(err))
-		return process.ExitFailure
+	st, code := openToolStore(ctx, "deliveries", stderr)
+	if st == nil {
+		return code
 	}
 	defer st.Close()
 	if sub == "attempts" {
@@ -248,11 +262,11 @@ func cmdDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "yzpay deliveries replay: name EVENT_IDs or --all-failed")
 		return 2
 	}
-	if tc.Broker.NATSURL == "" {
+	if st.cfg.Broker.NATSURL == "" {
 		fmt.Fprintln(stderr, "yzpay deliveries replay: NATS_URL is required (replays go to the running notifier through JetStream)")
 		return 2
 	}
-	nc, js, err := natsjs.ConnectBroker(ctx, tc.Broker, "yzpay-cli", tc.StartupTimeout, log)
+	nc, js, err := natsjs.ConnectBroker(ctx, st.cfg.Broker, "yzpay-cli", st.cfg.StartupTimeout, st.log)
 	if err != nil {
 		fmt.Fprintln(stderr, "yzpay deliveries replay:", process.Line(err))
 		return 1
@@ -312,14 +326,9 @@ func cmdReceipts(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "yzpay receipts replay: name the TIDs to replay")
 		return 2
 	}
-	tc, _, ok := setupTool(stderr)
-	if !ok {
-		return 2
-	}
-	st, _, err := app.OpenStore(ctx, tc)
-	if err != nil {
-		fmt.Fprintln(stderr, "yzpay receipts:", process.Line(err))
-		return process.ExitFailure
+	st, code := openToolStore(ctx, "receipts", stderr)
+	if st == nil {
+		return code
 	}
 	defer st.Close()
 	if sub == "list" {
@@ -404,14 +413,9 @@ func cmdOrders(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "yzpay orders timeline: name one ORDER_ID")
 		return 2
 	}
-	tc, _, ok := setupTool(stderr)
-	if !ok {
-		return 2
-	}
-	st, _, err := app.OpenStore(ctx, tc)
-	if err != nil {
-		fmt.Fprintln(stderr, "yzpay orders:", process.Line(err))
-		return process.ExitFailure
+	st, code := openToolStore(ctx, "orders", stderr)
+	if st == nil {
+		return code
 	}
 	defer st.Close()
 	es, err := st.OrderTimeline(ctx, fs.Arg(0))
