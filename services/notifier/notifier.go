@@ -211,7 +211,11 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	// Until this batch's attempts are stored, no other batch decides about
 	// the same orders (see orderLocks).
-	defer n.orders.lock(distinctOrders(jobs))()
+	seq := deliverySeq(jobs[0].msg)
+	for _, j := range jobs[1:] {
+		seq = min(seq, deliverySeq(j.msg))
+	}
+	defer n.orders.lock(seq, distinctOrders(jobs))()
 	kept, err := n.screen(ctx, jobs)
 	if err != nil {
 		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
@@ -384,4 +388,15 @@ func receivedAt(m jetstream.Msg) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// deliverySeq is m's JetStream delivery (consumer) sequence, which grows in
+// the order messages reach this consumer, redeliveries included; 0 when m
+// has no metadata (batches then queue in arrival order).
+func deliverySeq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Consumer
 }

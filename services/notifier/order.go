@@ -153,45 +153,80 @@ func (n *Notifier) supersede(ev domain.PaymentEvent, endpoint string, newer deli
 // orderLocks serialises, within one process, the handling of batches that
 // share an order: concurrent batches (natsjs.Consume runs several) could
 // otherwise both read "nothing newer delivered" and post in either order.
+// It also keeps each order's statuses in the order JetStream delivered them:
+// a batch waiting for one of its orders (behind a slow batch, say one
+// retrying a failing endpoint) holds its place in the queues of its other
+// orders, so a later batch cannot overtake it there and push a newer status
+// first, which would make the older one superseded, never sent, at healthy
+// endpoints too.
 type orderLocks struct {
-	mu    sync.Mutex
-	locks map[string]*orderLock
+	mu     sync.Mutex
+	queues map[string][]*orderTurn
 }
 
-type orderLock struct {
-	mu    sync.Mutex
-	users int
+// orderTurn is one batch's place in the queues of its orders.
+type orderTurn struct {
+	// seq orders the batches: the JetStream delivery sequence of the
+	// batch's first message, which grows in the order natsjs.Consume formed
+	// the batches. Every queue is in seq order (the batches already running
+	// aside), so waiting batches cannot form a cycle.
+	seq uint64
+	// blocked counts the queues where the batch is not yet first.
+	blocked int
+	running bool
+	ready   chan struct{}
 }
 
-// lock takes the locks of ids (sorted, so two batches cannot deadlock) and
-// returns their release.
-func (l *orderLocks) lock(ids []string) (unlock func()) {
+// lock waits until the batch seq is first in the queue of every order in
+// ids, and returns its release.
+func (l *orderLocks) lock(seq uint64, ids []string) (unlock func()) {
+	t := &orderTurn{seq: seq, ready: make(chan struct{})}
 	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	held := make([]*orderLock, 0, len(ids))
-	for _, id := range ids {
-		l.mu.Lock()
-		if l.locks == nil {
-			l.locks = map[string]*orderLock{}
-		}
-		ol := l.locks[id]
-		if ol == nil {
-			ol = &orderLock{}
-			l.locks[id] = ol
-		}
-		ol.users++
-		l.mu.Unlock()
-		ol.mu.Lock()
-		held = append(held, ol)
+	l.mu.Lock()
+	if l.queues == nil {
+		l.queues = map[string][]*orderTurn{}
 	}
-	return func() {
-		for i, ol := range held {
-			ol.mu.Unlock()
-			l.mu.Lock()
-			if ol.users--; ol.users == 0 {
-				delete(l.locks, ids[i])
+	for _, id := range ids {
+		q := l.queues[id]
+		// After the running batch and every earlier or equal seq.
+		at := len(q)
+		for i, o := range q {
+			if !o.running && o.seq > seq {
+				at = i
+				break
 			}
-			l.mu.Unlock()
+		}
+		if at == 0 {
+			if len(q) > 0 {
+				q[0].blocked++
+			}
+		} else {
+			t.blocked++
+		}
+		l.queues[id] = slices.Insert(q, at, t)
+	}
+	if t.blocked == 0 {
+		t.running = true
+		close(t.ready)
+	}
+	l.mu.Unlock()
+	<-t.ready
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, id := range ids {
+			q := l.queues[id][1:] // t is first: it ran
+			if len(q) == 0 {
+				delete(l.queues, id)
+				continue
+			}
+			l.queues[id] = q
+			if next := q[0]; !next.running {
+				if next.blocked--; next.blocked == 0 {
+					next.running = true
+					close(next.ready)
+				}
+			}
 		}
 	}
 }
