@@ -689,7 +689,7 @@ type deliveriesData struct {
 	State      string
 	States     []string
 	Deliveries []deliveryRow
-	Endpoints  []endpointRow      // the paused tab
+	Endpoints  []endpointRow       // the paused tab
 	Resumes    []domain.AuditEntry // the paused tab: recent resumes by hand
 }
 

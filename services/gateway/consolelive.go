@@ -70,6 +70,8 @@ func (g *Gateway) consoleTimeline(ctx context.Context, o domain.Order, l string)
 		default:
 			te.Kind = e.Kind // observation, attempt, superseded
 		}
+		// The store writes its details in English: show them in the page's.
+		te.Detail = auditDetail(l, te.Detail)
 		out = append(out, te)
 	}
 	if o.EverPaid && !o.PaidAt.IsZero() {

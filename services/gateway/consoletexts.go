@@ -39,7 +39,9 @@ var consoleTexts = map[string]map[string]string{
 		"m_handed": "已将 {0} 笔交易交给交易读取服务", "m_replayed_all": "已重新投递 {0} 条，{1} 条被拒绝", "m_from": "来自 {0}",
 		"m_youzan": "有赞：{0}", "m_resumed": "端点已恢复，待投递的通知将重新发送：{0}", "m_not_paused": "端点未暂停，无需恢复：{0}",
 		"m_logged_out": "已退出",
-		"e_csrf_failed": "页面已过期（CSRF 校验失败），请刷新后重试。", "e_unauthorized": "请先登录。",
+		"d_read":       "已从有赞读取交易 {0}", "d_read_from": "已从有赞读取交易 {0}，原状态 {1}", "d_expired": "超时未支付",
+		"d_expired_from": "超时未支付，原状态 {0}",
+		"e_csrf_failed":  "页面已过期（CSRF 校验失败），请刷新后重试。", "e_unauthorized": "请先登录。",
 		"e_already_paid": "订单已支付，不能关闭。", "e_order_conflict": "订单当前状态不能关闭。", "e_order_not_found": "找不到该订单。",
 		"e_delivery_not_found": "没有找到该投递记录。", "e_delivery_superseded": "该端点已收到此订单更新的状态，被取代的投递不会重新投递。",
 		"e_replay_unavailable": "本进程未启用重新投递。", "e_broker_unavailable": "消息队列暂时不可用，请重试。",
@@ -76,6 +78,9 @@ var consoleTexts = map[string]map[string]string{
 		"m_handed": "{0} trade(s) handed to the tradefetcher", "m_replayed_all": "{0} replayed, {1} refused", "m_from": "from {0}",
 		"m_youzan": "youzan: {0}", "m_resumed": "endpoint resumed; its held deliveries go out again: {0}", "m_not_paused": "endpoint was not paused: {0}",
 		"m_logged_out": "logged out",
+		// The store's timeline details (shared/store/timeline.go), matched back.
+		"d_read": "trade {0} read from Youzan", "d_read_from": "trade {0} read from Youzan, from {1}", "d_expired": "expired unpaid",
+		"d_expired_from":    "expired unpaid, from {0}",
 		"os_WAIT_BUYER_PAY": "Awaiting payment", "os_TRADE_PAID": "Paid", "os_PAID": "Paid", "os_WAIT_CONFIRM": "Awaiting confirmation",
 		"os_WAIT_SELLER_SEND_GOODS": "Awaiting shipment", "os_WAIT_BUYER_CONFIRM_GOODS": "Awaiting receipt", "os_TRADE_BUYER_SIGNED": "Signed for",
 		"os_TRADE_SUCCESS": "Completed", "os_TRADE_CLOSED": "Closed",
@@ -113,7 +118,7 @@ func (m textMsg) in(l string) string {
 // English, the log's language); auditDetail shows a stored detail in the
 // page's language by matching it against them.
 var auditKeys = []string{"m_closed", "m_refused", "m_reopened", "m_handed", "m_replayed_all", "m_from", "m_youzan",
-	"m_resumed", "m_not_paused"}
+	"m_resumed", "m_not_paused", "d_read_from", "d_read", "d_expired_from", "d_expired"}
 
 var auditPatterns = func() map[string]*regexp.Regexp {
 	out := map[string]*regexp.Regexp{}
