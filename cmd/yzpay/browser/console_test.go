@@ -212,7 +212,7 @@ func TestConsolePausedEndpoint(t *testing.T) {
 	// Paused after 300 ms of failures; the probe is far off, so only the
 	// operator's resume can bring the endpoint back within the test.
 	a := startApp(t, map[string]string{"ADMIN_API_KEY": adminKey, "PUSH_API": merchant.URL + "/notify",
-		"PUSH_RETRY_SCHEDULE": "100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,1h",
+		"PUSH_RETRY_SCHEDULE":  "100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,1h",
 		"ENDPOINT_PAUSE_AFTER": "300ms", "ENDPOINT_PROBE_INTERVAL": "1h"})
 	c := create(t, a, map[string]any{"name": "Drip coffee, 10 bags", "price": 3900, "order_id": "paused-1"})
 	pay(t, a, c.QRID)
