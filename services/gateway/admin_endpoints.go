@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -62,16 +63,26 @@ func (g *Gateway) resumeEndpoint(w http.ResponseWriter, r *http.Request, _ httpr
 			}
 		}
 	}
-	h, changed, err := g.deps.Store.ResumeEndpoint(r.Context(), url, time.Now())
-	if errors.Is(err, domain.ErrNotFound) || (err == nil && url == "") {
-		err = domain.Wrap(domain.ErrNotFound, domain.CodeEndpointNotFound, "no endpoint health for that url (GET /api/admin/endpoints lists them)")
-	}
+	h, changed, err := g.resumeEndpointNow(r.Context(), url)
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
 	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"endpoint": toEndpointJSON(h), "resumed": changed})
+}
+
+// resumeEndpointNow resumes endpoint (its full URL) for the admin API and
+// the console alike, so both answer and log a resume the same way.
+func (g *Gateway) resumeEndpointNow(ctx context.Context, endpoint string) (domain.EndpointHealth, bool, error) {
+	h, changed, err := g.deps.Store.ResumeEndpoint(ctx, endpoint, time.Now())
+	if errors.Is(err, domain.ErrNotFound) || (err == nil && endpoint == "") {
+		err = domain.Wrap(domain.ErrNotFound, domain.CodeEndpointNotFound, "no endpoint health for that url (GET /api/admin/endpoints lists them)")
+	}
+	if err != nil {
+		return h, false, err
+	}
 	if changed {
 		g.log.Warn("endpoint resumed by operator: the notifier sends its held deliveries again", "endpoint", config.RedactURL(h.Endpoint))
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"endpoint": toEndpointJSON(h), "resumed": changed})
+	return h, changed, nil
 }

@@ -48,6 +48,16 @@ var consoleTmpl = template.Must(template.New("console").Funcs(template.FuncMap{
 	"yuan":  yuan,
 	"when":  func(t time.Time) string { return whenLocal(t) },
 	"short": func(s string, n int) string { return shortText(s, n) },
+	// ostatus: an order status in the page's words (the code stays in the
+	// element's class and title).
+	"ostatus": func(t map[string]string, s string) string {
+		if v, ok := t["os_"+s]; ok {
+			return v
+		}
+		return s
+	},
+	"aaction": func(l, a string) string { return text(l, "a_"+a, a) },
+	"adetail": auditDetail,
 }).ParseFS(assets, "assets/console.html"))
 
 func whenLocal(t time.Time) string {
@@ -214,6 +224,7 @@ func (g *Gateway) consoleRoutes(r *httprouter.Router) {
 	r.GET("/admin/deliveries", g.page(g.deliveriesPage))
 	r.POST("/admin/deliveries/replay", g.action(g.consoleReplay))
 	r.POST("/admin/deliveries/replay-all", g.action(g.consoleReplayAll))
+	r.POST("/admin/endpoints/resume", g.action(g.consoleResume))
 	r.GET("/admin/events", g.page(g.consoleEvents))
 }
 
@@ -281,18 +292,16 @@ func wantsJSON(r *http.Request) bool {
 }
 
 // done answers an action: JSON for the page's script, else back to the
-// page the form was on.
-func (g *Gateway) done(w http.ResponseWriter, r *http.Request, msg string, err error) {
-	if wantsJSON(r) {
-		if err != nil {
-			g.writeErr(w, r, err)
-			return
-		}
-		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": msg})
+// page the form was on. The message, and an error's, are in the operator's
+// language; the error's code is the API's.
+func (g *Gateway) done(w http.ResponseWriter, r *http.Request, m textMsg, err error) {
+	l := lang(r.Header.Get("Accept-Language"))
+	if err != nil {
+		g.writeErr(w, r, g.consoleErr(r, l, err))
 		return
 	}
-	if err != nil {
-		g.writeErr(w, r, err)
+	if wantsJSON(r) {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": m.in(l)})
 		return
 	}
 	back := r.PostFormValue("back")
@@ -302,9 +311,41 @@ func (g *Gateway) done(w http.ResponseWriter, r *http.Request, msg string, err e
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
+// consoleErr gives err the code writeErr would and a message in language l.
+func (g *Gateway) consoleErr(r *http.Request, l string, err error) error {
+	err = g.apiErr(err)
+	var ye *youzan.Error
+	switch {
+	case errors.As(err, &ye):
+		// writeErr logs it and picks the code; only the words change here.
+		code := domain.CodeYouzanError
+		if ye.Retryable() {
+			code = domain.CodeYouzanUnavailable
+		}
+		g.log.Warn("console: youzan call failed", "err", err, "request_id", httpapi.RequestID(r.Context()))
+		msg := "Youzan refused the request: " + ye.Message
+		if code == domain.CodeYouzanUnavailable {
+			msg = "Youzan did not answer in time or is rate limiting; retry"
+		}
+		err = domain.Wrap(err, code, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		err = domain.Wrap(err, domain.CodeTimeout, "timed out; retry")
+	}
+	e, ok := domain.AsError(err)
+	if !ok {
+		g.log.Error("console action failed", "err", err, "request_id", httpapi.RequestID(r.Context()))
+		e = &domain.Error{Code: domain.CodeUnavailable, Message: "a backend is unavailable; retry", Err: err}
+	}
+	if l == "en" {
+		return e
+	}
+	return domain.Wrap(e, e.Code, errText(l, e))
+}
+
 // audit records an action; a store failure is logged, not hidden from the
 // operator's result (the action itself happened).
-func (g *Gateway) audit(ctx context.Context, s session, action, orderID, eventID, detail string) {
+func (g *Gateway) audit(ctx context.Context, s session, action, orderID, eventID string, m textMsg) {
+	detail := m.in("en") // the log's language; the page translates it back
 	if _, err := g.deps.Store.RecordAudit(context.WithoutCancel(ctx), domain.AuditEntry{
 		Who: s.who(), Action: action, OrderID: orderID, EventID: eventID, Detail: detail,
 	}); err != nil {
@@ -386,7 +427,7 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		MaxAge: int(g.cfg.AdminSessionTTL.Seconds()), HttpOnly: true, Secure: g.secureCookies(r),
 		SameSite: http.SameSiteStrictMode,
 	})
-	g.audit(r.Context(), s, "login", "", "", "from "+ip)
+	g.audit(r.Context(), s, "login", "", "", msg("m_from", ip))
 	http.Redirect(w, r, "/admin", http.StatusSeeOther)
 }
 
@@ -394,9 +435,9 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	g.con.revoke(s)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/admin", MaxAge: -1,
 		HttpOnly: true, Secure: g.secureCookies(r), SameSite: http.SameSiteStrictMode})
-	g.audit(r.Context(), s, "logout", "", "", "")
+	g.audit(r.Context(), s, "logout", "", "", textMsg{})
 	if wantsJSON(r) {
-		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": "logged out"})
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"message": msg("m_logged_out").in(lang(r.Header.Get("Accept-Language")))})
 		return
 	}
 	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
@@ -511,11 +552,13 @@ type orderData struct {
 }
 
 type liveData struct {
+	Closable bool
 	Timeline []timelineEntry
 	Audit    []domain.AuditEntry
 	O        domain.Order
 	CSRF     string
 	T        map[string]string
+	Lang     string
 }
 
 func (g *Gateway) orderPage(w http.ResponseWriter, r *http.Request, ps httprouter.Params, s session) {
@@ -530,7 +573,7 @@ func (g *Gateway) orderPage(w http.ResponseWriter, r *http.Request, ps httproute
 		g.render(w, r, http.StatusServiceUnavailable, "orders", &s, consoleView{Error: consoleTexts[l]["unavailable"], Data: &ordersData{Statuses: consoleStatuses}})
 		return
 	}
-	d := orderData{O: o, Closable: o.Status == domain.StatusWaitBuyerPay && !o.EverPaid, Live: live}
+	d := orderData{O: o, Closable: live.Closable, Live: live}
 	g.render(w, r, http.StatusOK, "order", &s, consoleView{Order: o.OrderID, Data: &d})
 }
 
@@ -555,7 +598,7 @@ func (g *Gateway) orderLiveData(ctx context.Context, id string, s session, l str
 	if err != nil {
 		return o, liveData{}, err
 	}
-	tl, err := g.consoleTimeline(ctx, o)
+	tl, err := g.consoleTimeline(ctx, o, l)
 	if err != nil {
 		return o, liveData{}, err
 	}
@@ -563,18 +606,19 @@ func (g *Gateway) orderLiveData(ctx context.Context, id string, s session, l str
 	if err != nil {
 		return o, liveData{}, err
 	}
-	return o, liveData{Timeline: tl, Audit: au, O: o, CSRF: g.con.csrf(s), T: consoleTexts[l]}, nil
+	closable := o.Status == domain.StatusWaitBuyerPay && !o.EverPaid
+	return o, liveData{Closable: closable, Timeline: tl, Audit: au, O: o, CSRF: g.con.csrf(s), T: consoleTexts[l], Lang: l}, nil
 }
 
 func (g *Gateway) consoleClose(w http.ResponseWriter, r *http.Request, ps httprouter.Params, s session) {
 	id := ps.ByName("order_id")
 	_, err := g.closeUnpaid(r.Context(), id)
-	detail := "closed"
+	m := msg("m_closed")
 	if err != nil {
-		detail = "refused: " + string(domain.ErrorCode(err))
+		m = msg("m_refused", domain.ErrorCode(err))
 	}
-	g.audit(r.Context(), s, "close", id, "", detail)
-	g.done(w, r, detail, err)
+	g.audit(r.Context(), s, "close", id, "", m)
+	g.done(w, r, m, err)
 }
 
 // QRTradeLister lists a QR's trades; *youzan.Client implements it. When the
@@ -593,7 +637,7 @@ func (g *Gateway) consoleReconcile(w http.ResponseWriter, r *http.Request, ps ht
 	id := ps.ByName("order_id")
 	o, err := g.deps.Store.OrderByID(ctx, id)
 	if err != nil {
-		g.done(w, r, "", err)
+		g.done(w, r, textMsg{}, err)
 		return
 	}
 	tids := map[string]bool{}
@@ -616,16 +660,16 @@ func (g *Gateway) consoleReconcile(w http.ResponseWriter, r *http.Request, ps ht
 	for tid := range tids {
 		if err := natsjs.PublishReconcileReceipt(ctx, g.deps.JS, tid, time.Now()); err != nil {
 			err = domain.Wrap(err, domain.CodeBrokerUnavailable, "could not hand the trade to the pipeline; try again")
-			g.audit(ctx, s, "reconcile", id, "", "refused: "+string(domain.ErrorCode(err)))
-			g.done(w, r, "", err)
+			g.audit(ctx, s, "reconcile", id, "", msg("m_refused", domain.ErrorCode(err)))
+			g.done(w, r, textMsg{}, err)
 			return
 		}
 		n++
 	}
-	detail := fmt.Sprintf("%d trade(s) handed to the tradefetcher", n)
+	detail := msg("m_handed", n)
 	if yzErr != nil && n == 0 {
-		g.audit(ctx, s, "reconcile", id, "", "youzan: "+yzErr.Error())
-		g.done(w, r, "", yzErr)
+		g.audit(ctx, s, "reconcile", id, "", msg("m_youzan", yzErr.Error()))
+		g.done(w, r, textMsg{}, yzErr)
 		return
 	}
 	g.audit(ctx, s, "reconcile", id, "", detail)
@@ -645,6 +689,8 @@ type deliveriesData struct {
 	State      string
 	States     []string
 	Deliveries []deliveryRow
+	Endpoints  []endpointRow       // the paused tab
+	Resumes    []domain.AuditEntry // the paused tab: recent resumes by hand
 }
 
 type deliveryRow struct {
@@ -652,7 +698,13 @@ type deliveryRow struct {
 	Ref, Shown string // endpointRef, redacted URL
 }
 
+type endpointRow struct {
+	domain.EndpointHealth
+	Ref, Shown string // endpointRef, redacted URL
+}
+
 func (g *Gateway) deliveriesPage(w http.ResponseWriter, r *http.Request, _ httprouter.Params, s session) {
+	ctx := r.Context()
 	state := r.URL.Query().Get("state")
 	switch state {
 	case domain.DeliveryFailed, domain.DeliverySuperseded, domain.DeliveryPending, "paused":
@@ -661,17 +713,75 @@ func (g *Gateway) deliveriesPage(w http.ResponseWriter, r *http.Request, _ httpr
 	}
 	d := deliveriesData{State: state, States: []string{domain.DeliveryFailed, domain.DeliveryPending, domain.DeliverySuperseded, "paused"}}
 	v := consoleView{Data: &d}
-	if state != "paused" { // endpoint health is not in this build; the tab says so
-		ds, err := g.deps.Store.ListDeliveries(r.Context(), store.DeliveryFilter{State: state, Limit: 200})
+	unavailable := func(what string, err error) {
+		g.log.Error("console: "+what, "err", err)
+		v.Error = consoleTexts[lang(r.Header.Get("Accept-Language"))]["unavailable"]
+	}
+	if state == "paused" {
+		// Endpoint health as GET /api/admin/endpoints lists it: paused
+		// endpoints first (the store's order), then active ones still failing.
+		hs, err := g.deps.Store.ListEndpointHealth(ctx)
 		if err != nil {
-			g.log.Error("console: list deliveries", "err", err)
-			v.Error = consoleTexts[lang(r.Header.Get("Accept-Language"))]["unavailable"]
+			unavailable("endpoint health", err)
 		}
-		for _, x := range ds {
-			d.Deliveries = append(d.Deliveries, deliveryRow{Delivery: x, Ref: endpointRef(x.Endpoint), Shown: config.RedactURL(x.Endpoint)})
+		for _, h := range hs {
+			d.Endpoints = append(d.Endpoints, endpointRow{EndpointHealth: h, Ref: endpointRef(h.Endpoint), Shown: config.RedactURL(h.Endpoint)})
 		}
+		// A resume concerns no order, so the tab shows it instead.
+		au, err := g.deps.Store.ListAudit(ctx, store.AuditFilter{Limit: 200})
+		if err != nil {
+			unavailable("audit", err)
+		}
+		for _, e := range au {
+			if e.Action == "resume" && len(d.Resumes) < 10 {
+				d.Resumes = append(d.Resumes, e)
+			}
+		}
+		g.render(w, r, http.StatusOK, "deliveries", &s, v)
+		return
+	}
+	ds, err := g.deps.Store.ListDeliveries(ctx, store.DeliveryFilter{State: state, Limit: 200})
+	if err != nil {
+		unavailable("list deliveries", err)
+	}
+	for _, x := range ds {
+		d.Deliveries = append(d.Deliveries, deliveryRow{Delivery: x, Ref: endpointRef(x.Endpoint), Shown: config.RedactURL(x.Endpoint)})
 	}
 	g.render(w, r, http.StatusOK, "deliveries", &s, v)
+}
+
+// consoleResume resumes the endpoint named by ep (its endpointRef, so the
+// page never carries a URL's credentials) as POST /api/admin/endpoints/resume
+// does.
+func (g *Gateway) consoleResume(w http.ResponseWriter, r *http.Request, _ httprouter.Params, s session) {
+	ctx := r.Context()
+	ref := r.PostFormValue("ep")
+	hs, err := g.deps.Store.ListEndpointHealth(ctx)
+	if err != nil {
+		g.done(w, r, textMsg{}, err)
+		return
+	}
+	endpoint := ""
+	for _, h := range hs {
+		if ref != "" && endpointRef(h.Endpoint) == ref {
+			endpoint = h.Endpoint
+		}
+	}
+	if endpoint == "" {
+		g.done(w, r, textMsg{}, domain.Errorf(domain.CodeEndpointNotFound, "no endpoint health for that endpoint; reload the page"))
+		return
+	}
+	shown := config.RedactURL(endpoint)
+	_, changed, err := g.resumeEndpointNow(ctx, endpoint)
+	m := msg("m_resumed", shown)
+	switch {
+	case err != nil:
+		m = msg("m_refused", domain.ErrorCode(err))
+	case !changed:
+		m = msg("m_not_paused", shown)
+	}
+	g.audit(ctx, s, "resume", "", "", m)
+	g.done(w, r, m, err)
 }
 
 // consoleReplay replays one event's delivery (all its endpoints, or the
@@ -680,12 +790,12 @@ func (g *Gateway) consoleReplay(w http.ResponseWriter, r *http.Request, _ httpro
 	ctx := r.Context()
 	eventID, ref := r.PostFormValue("event_id"), r.PostFormValue("ep")
 	if g.deps.Replayer == nil {
-		g.done(w, r, "", domain.Errorf(domain.CodeReplayUnavailable, "replay is not wired in this process"))
+		g.done(w, r, textMsg{}, domain.Errorf(domain.CodeReplayUnavailable, "replay is not wired in this process"))
 		return
 	}
 	ds, err := g.deps.Store.DeliveriesForEvent(ctx, eventID)
 	if err != nil {
-		g.done(w, r, "", err)
+		g.done(w, r, textMsg{}, err)
 		return
 	}
 	endpoint, orderID := "", ""
@@ -696,13 +806,13 @@ func (g *Gateway) consoleReplay(w http.ResponseWriter, r *http.Request, _ httpro
 		}
 	}
 	if len(ds) == 0 || (ref != "" && endpoint == "") {
-		g.done(w, r, "", domain.Errorf(domain.CodeDeliveryNotFound, "no delivery recorded for that event (and endpoint)"))
+		g.done(w, r, textMsg{}, domain.Errorf(domain.CodeDeliveryNotFound, "no delivery recorded for that event (and endpoint)"))
 		return
 	}
 	got, err := g.deps.Replayer.Replay(ctx, eventID, endpoint)
-	detail := fmt.Sprintf("%d delivery(ies) reopened", len(got))
+	detail := msg("m_reopened", len(got))
 	if err != nil {
-		detail = "refused: " + string(domain.ErrorCode(g.apiErr(err)))
+		detail = msg("m_refused", domain.ErrorCode(g.apiErr(err)))
 	}
 	g.audit(ctx, s, "replay", orderID, eventID, detail)
 	g.done(w, r, detail, g.apiErr(err))
@@ -712,12 +822,12 @@ func (g *Gateway) consoleReplay(w http.ResponseWriter, r *http.Request, _ httpro
 func (g *Gateway) consoleReplayAll(w http.ResponseWriter, r *http.Request, _ httprouter.Params, s session) {
 	ctx := r.Context()
 	if g.deps.Replayer == nil {
-		g.done(w, r, "", domain.Errorf(domain.CodeReplayUnavailable, "replay is not wired in this process"))
+		g.done(w, r, textMsg{}, domain.Errorf(domain.CodeReplayUnavailable, "replay is not wired in this process"))
 		return
 	}
 	ds, err := g.deps.Store.ListDeliveries(ctx, store.DeliveryFilter{State: domain.DeliveryFailed, Limit: 1000})
 	if err != nil {
-		g.done(w, r, "", err)
+		g.done(w, r, textMsg{}, err)
 		return
 	}
 	ok, refused := 0, 0
@@ -729,7 +839,7 @@ func (g *Gateway) consoleReplayAll(w http.ResponseWriter, r *http.Request, _ htt
 		}
 		ok++
 	}
-	detail := fmt.Sprintf("%d replayed, %d refused", ok, refused)
+	detail := msg("m_replayed_all", ok, refused)
 	g.audit(ctx, s, "replay_all", "", "", detail)
 	g.done(w, r, detail, nil)
 }

@@ -45,36 +45,39 @@ type timelineEntry struct {
 // change, each POST to a merchant with its status, duration and excerpt,
 // each superseded event), then one line per delivery with its current
 // state, which carries the replay button.
-func (g *Gateway) consoleTimeline(ctx context.Context, o domain.Order) ([]timelineEntry, error) {
+func (g *Gateway) consoleTimeline(ctx context.Context, o domain.Order, l string) ([]timelineEntry, error) {
+	t := consoleTexts[l]
 	es, err := g.deps.Store.OrderTimeline(ctx, o.OrderID)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]timelineEntry, 0, len(es)+4)
 	for _, e := range es {
-		t := timelineEntry{At: e.At, Status: e.Status, EventID: e.EventID, Attempt: e.Attempt, HTTPStatus: e.HTTPStatus,
+		te := timelineEntry{At: e.At, Status: e.Status, EventID: e.EventID, Attempt: e.Attempt, HTTPStatus: e.HTTPStatus,
 			Error: e.Error, DurationMS: e.DurationMS, Excerpt: e.Excerpt, Detail: e.Detail}
 		if e.Endpoint != "" {
-			t.Endpoint = config.RedactURL(e.Endpoint)
+			te.Endpoint = config.RedactURL(e.Endpoint)
 		}
 		switch e.Kind {
 		case domain.TimelineOrderCreated:
-			t.Kind = "created"
-			t.Detail = fmt.Sprintf("%s · ¥%s · qr_id %d", o.Name, yuan(o.Price), o.QRID)
+			te.Kind = "created"
+			te.Detail = fmt.Sprintf("%s · ¥%s · %s %d", o.Name, yuan(o.Price), t["qrid"], o.QRID)
 		case domain.TimelineStatusChanged:
-			t.Kind = "status"
+			te.Kind = "status"
 			if domain.IsPaid(e.Status) && o.EverPaid {
-				t.Kind = "paid"
+				te.Kind = "paid"
 			}
 		default:
-			t.Kind = e.Kind // observation, attempt, superseded
+			te.Kind = e.Kind // observation, attempt, superseded
 		}
-		out = append(out, t)
+		// The store writes its details in English: show them in the page's.
+		te.Detail = auditDetail(l, te.Detail)
+		out = append(out, te)
 	}
 	if o.EverPaid && !o.PaidAt.IsZero() {
 		for i := range out {
 			if out[i].Kind == "paid" {
-				out[i].Detail = fmt.Sprintf("¥%s · %s · tid %s", yuan(o.Payment), o.PayType, o.TID)
+				out[i].Detail = fmt.Sprintf("¥%s · %s · %s %s", yuan(o.Payment), o.PayType, t["tid"], o.TID)
 				break
 			}
 		}

@@ -113,8 +113,11 @@ func TestConsole(t *testing.T) {
 	if after <= before {
 		t.Errorf("attempts %s before the replay, %s after; want one more", before, after)
 	}
-	if audit := eval[string](t, ctx, `document.getElementById('audit').textContent`); !strings.Contains(audit, "replay") || !strings.Contains(audit, "(li)") {
-		t.Errorf("audit log does not show the replay by this session: %q", audit)
+	if audit := eval[string](t, ctx, `(document.querySelector('#audit [data-action=replay]') || {}).textContent || ''`); !strings.Contains(audit, "重新投递") || !strings.Contains(audit, "(li)") || !strings.Contains(audit, "已重新开启 1 条投递") {
+		t.Errorf("audit log does not show the replay by this session, in Chinese: %q", audit)
+	}
+	if f := eval[string](t, ctx, `document.getElementById('flash').textContent`); f != "已重新开启 1 条投递" {
+		t.Errorf("flash after the replay on the Chinese page: %q, want 已重新开启 1 条投递", f)
 	}
 	shot(t, ctx, "console-order")
 
@@ -130,9 +133,148 @@ func TestConsole(t *testing.T) {
 		t.Errorf("order after a refused close: %+v %v", o, err)
 	}
 
+	// Close the unpaid order from its page: the status flips without a
+	// reload, the close button goes, the audit log and flash say so in Chinese.
+	if err := chromedp.Do(ctx, chromedp.Navigate(a.URL+"/admin/orders/console-2"), chromedp.WaitVisible("#close-btn")); err != nil {
+		t.Fatal(err)
+	}
+	if st := eval[string](t, ctx, `document.getElementById('order-status').textContent`); st != "待支付" {
+		t.Errorf("unpaid order's status shown as %q, want 待支付", st)
+	}
+	eval[bool](t, ctx, `window.__notReloaded = true`)
+	if err := chromedp.Do(ctx, chromedp.Click("#close-btn")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('order-status').dataset.status === 'TRADE_CLOSED' && !document.getElementById('close-btn')`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the closed order never showed as closed on its page: %v", err)
+	}
+	if !eval[bool](t, ctx, `window.__notReloaded === true`) {
+		t.Error("the page reloaded to show the closed order")
+	}
+	if st := eval[string](t, ctx, `document.getElementById('order-status').textContent`); st != "已关闭" {
+		t.Errorf("closed order's status shown as %q, want 已关闭", st)
+	}
+	if audit := eval[string](t, ctx, `(document.querySelector('#audit [data-action=close]') || {}).textContent || ''`); !strings.Contains(audit, "关闭订单") || !strings.Contains(audit, "订单已关闭") || !strings.Contains(audit, "(li)") {
+		t.Errorf("audit log lacks the close by this session: %q", audit)
+	}
+	if f := eval[string](t, ctx, `document.getElementById('flash').textContent`); f != "订单已关闭" {
+		t.Errorf("flash after the close: %q, want 订单已关闭", f)
+	}
+	if o, err := a.Store.OrderByID(context.Background(), "console-2"); err != nil || o.Status != "TRADE_CLOSED" {
+		t.Errorf("order after the close: %+v %v", o, err)
+	}
+	// No English words on the Chinese page (beyond codes, ids and URLs in
+	// the timeline's details, which are data).
+	if leak := eval[string](t, ctx, englishLeaks); leak != "" {
+		t.Errorf("English text on the Chinese order page: %q", leak)
+	}
+
 	if err := chromedp.Do(ctx, chromedp.Navigate(a.URL+"/admin/deliveries?state=failed"), chromedp.WaitVisible("#deliveries")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// englishLeaks lists the page's visible text nodes, outside data (ids,
+// codes, URLs, error excerpts: .mono, .detail, .err, pre, the order id), that
+// contain an English word of three letters or more.
+const englishLeaks = `(() => {
+  const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const out = [];
+  for (let n = w.nextNode(); n; n = w.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest('script,style,.mono,.detail,.err,pre,.me,.brand,[title],#order-id')) continue;
+    const t = n.textContent.trim();
+    if (/[A-Za-z]{3,}/.test(t) && !/^(HTTP|ADMIN_API_KEY|yzpay|ms)$/.test(t)) out.push(t);
+  }
+  return out.filter(t => !/^yzpay /.test(t) && !/\(ADMIN_API_KEY\)$/.test(t)).join(' | ');
+})()`
+
+// TestConsolePausedEndpoint: an endpoint that keeps failing is paused by
+// the notifier; the console's paused-endpoints tab shows it with its state,
+// last error and pending count, and its resume button (CSRF-protected,
+// audited) resumes it, after which the held notification reaches the
+// merchant. The page is English here; the order page's screenshot in
+// English is taken on the way.
+func TestConsolePausedEndpoint(t *testing.T) {
+	ctx := browser(t, "en-US", 1280, 900)
+	var accept atomic.Bool
+	var got atomic.Int32
+	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if accept.Load() {
+			got.Add(1)
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		http.Error(w, "merchant down for maintenance", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(merchant.Close)
+	// Paused after 300 ms of failures; the probe is far off, so only the
+	// operator's resume can bring the endpoint back within the test.
+	a := startApp(t, map[string]string{"ADMIN_API_KEY": adminKey, "PUSH_API": merchant.URL + "/notify",
+		"PUSH_RETRY_SCHEDULE":  "100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,1h",
+		"ENDPOINT_PAUSE_AFTER": "300ms", "ENDPOINT_PROBE_INTERVAL": "1h"})
+	c := create(t, a, map[string]any{"name": "Drip coffee, 10 bags", "price": 3900, "order_id": "paused-1"})
+	pay(t, a, c.QRID)
+	waitFor(t, "the merchant endpoint to be paused", func() bool {
+		hs, err := a.Store.ListEndpointHealth(context.Background())
+		return err == nil && len(hs) == 1 && hs[0].State == "paused" && hs[0].Pending > 0
+	})
+
+	login(t, ctx, a.URL, adminKey)
+	if err := chromedp.Do(ctx, chromedp.WaitVisible("#q"), chromedp.Navigate(a.URL+"/admin/orders/paused-1"), chromedp.WaitVisible("#timeline")); err != nil {
+		t.Fatal(err)
+	}
+	if st := eval[string](t, ctx, `document.getElementById('order-status').textContent`); st != "Completed" {
+		t.Errorf("paid order's status shown as %q on the English page, want Completed", st)
+	}
+	shot(t, ctx, "console-order-en")
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(a.URL+"/admin/deliveries?state=paused"), chromedp.WaitVisible("#endpoints")); err != nil {
+		t.Fatal(err)
+	}
+	row := `document.querySelector('#endpoints tr[data-state]')`
+	if st := eval[string](t, ctx, row+`.dataset.state`); st != "paused" {
+		t.Fatalf("paused tab shows the endpoint as %q, want paused", st)
+	}
+	text := eval[string](t, ctx, row+`.textContent`)
+	if !strings.Contains(text, "Paused") || !strings.Contains(text, "503") || !strings.Contains(text, merchant.URL) {
+		t.Errorf("paused endpoint row lacks its state, last error or URL: %q", text)
+	}
+	if n := eval[string](t, ctx, row+`.querySelector('td.num').textContent`); n != "1" {
+		t.Errorf("paused endpoint shows %s pending, want 1", n)
+	}
+	// Without the CSRF token the resume is refused and changes nothing.
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`fetch('/admin/endpoints/resume', {method: 'POST', credentials: 'same-origin', body: new URLSearchParams({ep: `+row+`.dataset.ep})}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != 403 {
+		t.Errorf("resume without a CSRF token answered %v, want 403", status)
+	}
+	if hs, err := a.Store.ListEndpointHealth(context.Background()); err != nil || hs[0].State != "paused" {
+		t.Fatalf("endpoint after a refused resume: %+v %v", hs, err)
+	}
+	shot(t, ctx, "console-paused")
+
+	accept.Store(true)
+	if err := chromedp.Do(ctx, chromedp.Click(`#endpoints .resume button`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector('#resumes [data-action=resume]') !== null`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the resume never showed in the tab's audit list: %v", err)
+	}
+	if f := eval[string](t, ctx, `document.getElementById('flash').textContent`); !strings.Contains(f, "endpoint resumed") {
+		t.Errorf("flash after the resume: %q", f)
+	}
+	if audit := eval[string](t, ctx, `document.getElementById('resumes').textContent`); !strings.Contains(audit, "(li)") || !strings.Contains(audit, merchant.URL) {
+		t.Errorf("resume audit lacks the session or the endpoint: %q", audit)
+	}
+	waitFor(t, "the held notification to reach the resumed merchant", func() bool {
+		hs, err := a.Store.ListEndpointHealth(context.Background())
+		return got.Load() > 0 && err == nil && len(hs) == 1 && hs[0].State == "active" && hs[0].Pending == 0
+	})
 }
 
 // TestConsoleWrongPassword: a wrong key is refused with the login form

@@ -5,14 +5,29 @@
 (function () {
   'use strict';
   var body = document.body, d = body.dataset;
-  var flash = document.getElementById('flash');
   var live = document.getElementById('live');
 
   function show(msg, bad) {
+    var flash = document.getElementById('flash');
     if (!flash) return;
     flash.textContent = msg;
     flash.className = bad ? 'flash bad' : 'flash';
     flash.hidden = false;
+  }
+
+  // redraw: a page without a live part (the deliveries tabs) is fetched
+  // again and its main part swapped in, so the flash message stays.
+  function redraw(msg, bad) {
+    return fetch(window.location.href, { cache: 'no-store', credentials: 'same-origin' })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) return;
+        var main = new DOMParser().parseFromString(html, 'text/html').querySelector('main');
+        var cur = document.querySelector('main');
+        if (main && cur) { cur.innerHTML = main.innerHTML; d.refreshed = String(Date.now()); }
+      })
+      .catch(function () {})
+      .then(function () { show(msg, bad); });
   }
 
   function refresh() {
@@ -36,11 +51,11 @@
     }).then(function (r) {
       return r.json().then(function (j) { return { ok: r.ok, j: j }; });
     }).then(function (res) {
-      if (res.ok) show(res.j.message || 'ok', false);
-      else show((res.j.error && res.j.error.message) || 'failed', true);
-      if (!live) { window.location.assign(window.location.href); return; }
+      var msg = res.ok ? (res.j.message || d.done) : ((res.j.error && res.j.error.message) || d.failed);
+      show(msg, !res.ok);
+      if (!live) return redraw(msg, !res.ok);
       return refresh();
-    }).catch(function () { show('failed', true); })
+    }).catch(function () { show(d.failed, true); })
       .then(function () { if (btn) btn.disabled = false; });
   });
 
