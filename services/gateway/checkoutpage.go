@@ -31,6 +31,28 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 // proxies do not cut it and a gone buyer is noticed.
 const keepAlive = 20 * time.Second
 
+// startEventStream answers w as a Server-Sent Events stream (the checkout
+// page's and the console's) and returns the function that writes one frame
+// and flushes it, false once the client is gone.
+func startEventStream(w http.ResponseWriter) func(frame string) bool {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass events on at once
+	rc := http.NewResponseController(w)
+	// ReadTimeout is for request bodies, not a stream that outlives it.
+	_ = rc.SetReadDeadline(time.Time{})
+	return func(frame string) bool {
+		// The server's WriteTimeout would end a long stream; each write
+		// gets its own deadline instead, which also drops a vanished viewer.
+		_ = rc.SetWriteDeadline(time.Now().Add(keepAlive + 10*time.Second))
+		if _, err := fmt.Fprint(w, frame); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+}
+
 // pageState is what the page shows, as JSON on the status endpoint and in
 // the event stream.
 type pageState struct {
@@ -252,22 +274,7 @@ func (g *Gateway) checkoutEvents(w http.ResponseWriter, r *http.Request, ps http
 		return
 	}
 	v := g.newPageView(co, o)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: pass events on at once
-	rc := http.NewResponseController(w)
-	// ReadTimeout is for request bodies, not a stream that outlives it.
-	_ = rc.SetReadDeadline(time.Time{})
-	send := func(frame string) bool {
-		// The server's WriteTimeout would end a long stream; each write
-		// gets its own deadline instead, which also drops a vanished buyer.
-		_ = rc.SetWriteDeadline(time.Now().Add(keepAlive + 10*time.Second))
-		if _, err := fmt.Fprint(w, frame); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	send := startEventStream(w)
 	sendState := func() (bool, string) {
 		s := g.state(v, time.Now())
 		b, _ := json.Marshal(s)

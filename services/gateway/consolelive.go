@@ -373,19 +373,7 @@ func (g *Gateway) consoleEvents(w http.ResponseWriter, r *http.Request, _ httpro
 	ctx := r.Context()
 	sub, stop := g.con.hub.subscribe(r.URL.Query().Get("order"))
 	defer stop()
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	send := func(frame string) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(keepAlive + 10*time.Second))
-		if _, err := fmt.Fprint(w, frame); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	send := startEventStream(w)
 	b, _ := json.Marshal(g.con.hub.lastSummary())
 	if !send("retry: 3000\n\nevent: summary\ndata: " + string(b) + "\n\n") {
 		return
