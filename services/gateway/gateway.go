@@ -120,10 +120,15 @@ func (g *Gateway) Handler() http.Handler {
 	g.adminRoutes(r)
 	g.consoleRoutes(r)
 
+	// Health stays on the public port too, where load balancers and
+	// existing probes look for it: it says only up or down, and /readyz's
+	// answer is cached, so it cannot be used to load the store or NATS.
+	// /metrics tells a stranger too much: only OPS_ADDR=same puts it here
+	// (docs/security.md, "Ops port and broker credentials").
+	hz, rz := httpapi.Health(g.deps.Checks...)
+	r.Handler(http.MethodGet, "/healthz", hz)
+	r.Handler(http.MethodGet, "/readyz", rz)
 	if g.OpsOnMain() {
-		hz, rz := httpapi.Health(g.deps.Checks...)
-		r.Handler(http.MethodGet, "/healthz", hz)
-		r.Handler(http.MethodGet, "/readyz", rz)
 		r.Handler(http.MethodGet, "/metrics", g.m.Handler())
 	}
 
@@ -149,9 +154,9 @@ func (g *Gateway) Handler() http.Handler {
 	})
 }
 
-// OpsOnMain reports whether /metrics, /healthz and /readyz are served by
-// Handler (OPS_ADDR=same) rather than by OpsHandler on their own listener,
-// away from the port the internet reaches.
+// OpsOnMain reports whether /metrics is served by Handler (OPS_ADDR=same)
+// rather than only by OpsHandler on its own listener, away from the port
+// the internet reaches.
 func (g *Gateway) OpsOnMain() bool {
 	return g.cfg.OpsAddr == "" || g.cfg.OpsAddr == config.OpsSame
 }

@@ -192,8 +192,9 @@ func TestSandboxExposedAddressWarns(t *testing.T) {
 	}
 }
 
-// Outside sandbox mode /metrics, /healthz and /readyz are on OPS_ADDR, not
-// on the public port.
+// Outside sandbox mode /metrics is on OPS_ADDR only, not on the public port;
+// /healthz and /readyz answer on both (probes written for the public port
+// keep working, and they say only up or down).
 func TestServeOpsListener(t *testing.T) {
 	sb, err := sandbox.New(sandbox.Config{})
 	if err != nil {
@@ -214,9 +215,14 @@ func TestServeOpsListener(t *testing.T) {
 	if a.OpsURL == a.URL {
 		t.Fatalf("ops on the public port: %s", a.OpsURL)
 	}
+	if code := getStatus(t, a.URL+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("public port /metrics: %d, want 404", code)
+	}
 	for _, p := range []string{"/metrics", "/healthz", "/readyz"} {
-		if code := getStatus(t, a.URL+p); code != http.StatusNotFound {
-			t.Errorf("public port %s: %d, want 404", p, code)
+		if p != "/metrics" {
+			if code := getStatus(t, a.URL+p); code != http.StatusOK {
+				t.Errorf("public port %s: %d, want 200", p, code)
+			}
 		}
 		if code := getStatus(t, a.OpsURL+p); code != http.StatusOK {
 			t.Errorf("ops port %s: %d, want 200", p, code)
