@@ -12,7 +12,7 @@ STATICCHECK_VERSION := v0.8.2
 RACE      := $(shell command -v $$($(GO) env CC) >/dev/null 2>&1 && [ "$$($(GO) env CGO_ENABLED)" = 1 ] && echo -race)
 TEST_FLAGS ?= $(RACE) -count=1 -timeout 30m
 
-.PHONY: all build run test test-short lint fuzz bench migrate compose-up clean tools
+.PHONY: all build run test test-short lint fuzz bench bench-smoke migrate compose-up clean tools
 
 all: build
 
@@ -41,6 +41,7 @@ test:
 	YZPAY_LEDGER_FILE=$(LEDGER) $(GO) test $(TEST_FLAGS) -run '^TestCluster$$' ./cmd/yzpay/faults
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST)
 	@if [ -s $(LEDGER) ]; then echo '>> fault-test ledgers'; cat $(LEDGER); fi
+	@$(MAKE) --no-print-directory bench-smoke
 
 # Native Go fuzzing of the push parser and verifier, the msg decoder and the
 # QR-create request decoder, FUZZTIME each. Their committed corpora
@@ -74,6 +75,12 @@ lint: tools
 BENCH_FLAGS ?=
 bench: build
 	$(GO) run ./cmd/yzpay/bench -bin bin $(BENCH_FLAGS)
+
+# A few seconds of `yzpay serve` at one modest rate (embedded JetStream and
+# SQLite, nothing installed): fails only when the ledger does not close (a
+# payment missing, or announced under two event ids), never on timing.
+bench-smoke: build
+	$(GO) run ./cmd/yzpay/bench -bin bin -smoke
 
 migrate: build
 	bin/yzpay migrate

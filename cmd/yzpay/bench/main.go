@@ -33,6 +33,11 @@ type options struct {
 	logLevel   string
 	cpuprofile string
 	keep       bool
+	rig        string
+	pinMode    string
+	pin        pinning
+	maxRate    int
+	smoke      bool
 }
 
 func main() {
@@ -50,7 +55,26 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "warn", "LOG_LEVEL of the yzpay processes")
 	flag.BoolVar(&o.keep, "keep", false, "keep each setup's temporary directory (process logs) and print its path")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "embedded setup: write yzpay serve's CPU profile to this file")
+	flag.StringVar(&o.rig, "rig", "cheap", "cheap: trade.get from precomputed bodies, sign checked on pooled buffers; full: the sandbox and the merchant package on every call (the rig before issue 16)")
+	flag.StringVar(&o.pinMode, "pin", "auto", "auto: with taskset and 2+ cores, yzpay on the first half of the cores and this rig on the rest; off: everything on every core")
+	flag.IntVar(&o.maxRate, "max", 0, "after the -steps list, keep stepping up (x1.5) until a step is not held or this rate is reached; 0: only -steps")
+	flag.BoolVar(&o.smoke, "smoke", false, "make bench-smoke: embedded only, one short step, no pinning, no results file; fails only when the ledger does not close")
 	flag.Parse()
+	if o.smoke {
+		setups, steps, o.stepDur, o.drain, o.maxRate, o.pinMode = "embedded", "300", 3*time.Second, 10*time.Second, 0, "off"
+		if !flagSet("out") {
+			o.out = ""
+		}
+	}
+	if o.rig != "cheap" && o.rig != "full" {
+		fmt.Fprintf(os.Stderr, "bench: -rig is cheap or full, not %q\n", o.rig)
+		os.Exit(2)
+	}
+	o.pin = planPinning(o.pinMode)
+	if err := o.pin.pinSelf(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
 	if abs, err := filepath.Abs(o.bin); err == nil {
 		o.bin = abs // the processes run in their own temporary directories
 	}
@@ -65,7 +89,8 @@ func main() {
 	}
 	ctx := context.Background()
 	report := Report{Date: time.Now().UTC().Format(time.RFC3339), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
-		StepSeconds: o.stepDur.Seconds()}
+		StepSeconds: o.stepDur.Seconds(), Describe: gitDescribe(), Pinning: o.pin.String(), Rig: o.rig}
+	fmt.Printf("bench %s: %s; rig %s\n", report.Describe, report.Pinning, o.rig)
 	failed := false
 	for _, s := range o.setups {
 		res, err := runSetup(ctx, o, strings.TrimSpace(s))
@@ -74,26 +99,37 @@ func main() {
 			os.Exit(1)
 		}
 		report.Setups = append(report.Setups, res)
-		printSetup(res, report.Cores)
+		printSetup(res, report.Cores, o.smoke)
 		if res.Failed {
 			failed = true
 		}
 	}
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	if o.out != "" {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		path := filepath.Join(o.out, time.Now().UTC().Format("2006-01-02T150405Z")+"-"+report.Describe+".json")
+		b, _ := json.MarshalIndent(report, "", "  ")
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("\nresults written to %s (%d cores)\n", path, report.Cores)
 	}
-	path := filepath.Join(o.out, time.Now().UTC().Format("2006-01-02T150405Z")+".json")
-	b, _ := json.MarshalIndent(report, "", "  ")
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-	fmt.Printf("\nresults written to %s (%d cores)\n", path, report.Cores)
 	if failed {
-		fmt.Println("FAILED: a step lost payments (sent != delivered)")
+		fmt.Println("FAILED: the ledger did not close (a payment missing, or announced under two event ids)")
 		os.Exit(1)
 	}
+	if o.smoke {
+		fmt.Println("bench-smoke: ledger closed (nothing missing, no payment announced twice)")
+	}
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func envOr(name, def string) string {
@@ -109,6 +145,9 @@ type Report struct {
 	Cores       int           `json:"cores"`
 	GoVersion   string        `json:"go_version"`
 	StepSeconds float64       `json:"step_seconds"`
+	Describe    string        `json:"git_describe"`
+	Pinning     string        `json:"pinning"`
+	Rig         string        `json:"rig"`
 	Setups      []SetupResult `json:"setups"`
 }
 
@@ -125,7 +164,15 @@ type SetupResult struct {
 	// QRPhaseRSSBytes: largest resident set while the orders were created.
 	QRPhaseRSSBytes int64 `json:"qr_phase_peak_rss_bytes"`
 	PeakRSSProcess  map[string]int64
-	Failed          bool `json:"failed"`
+	Failed          bool   `json:"failed"`
+	Rig             string `json:"rig"`
+	Pinning         string `json:"pinning"`
+	// YzpayCores: the cores the yzpay processes may run on.
+	YzpayCores int `json:"yzpay_cores"`
+	// HighestHeld: the highest offered rate held (see StepResult.Behind).
+	HighestHeld     int   `json:"highest_step_held_per_second"`
+	TradeGetCached  int64 `json:"trade_get_precomputed"`
+	TradeGetSandbox int64 `json:"trade_get_sandbox"`
 }
 
 // StepResult is one offered rate.
@@ -138,11 +185,16 @@ type StepResult struct {
 	Errors     int     `json:"push_errors"`
 	BadSigns   int     `json:"bad_signs"`
 	Duplicates int     `json:"duplicate_notifications"`
-	P50ms      float64 `json:"p50_ms"`
-	P90ms      float64 `json:"p90_ms"`
-	P99ms      float64 `json:"p99_ms"`
-	MaxMs      float64 `json:"max_ms"`
-	Behind     bool    `json:"fell_behind"`
+	// DupEvents: TRADE_SUCCESS notifications of an order under a second
+	// event id — the payment announced twice; the ledger must have none.
+	DupEvents int `json:"duplicate_events"`
+	// PerYzpayCore: achieved payments/s per core yzpay may run on.
+	PerYzpayCore float64 `json:"per_yzpay_core_per_second"`
+	P50ms        float64 `json:"p50_ms"`
+	P90ms        float64 `json:"p90_ms"`
+	P99ms        float64 `json:"p99_ms"`
+	MaxMs        float64 `json:"max_ms"`
+	Behind       bool    `json:"fell_behind"`
 	// CPU milliseconds per delivered payment: the yzpay processes, and this
 	// harness (load generator, Youzan sandbox, merchant) on the same cores.
 	YzpayCPUms   float64 `json:"yzpay_cpu_ms_per_payment"`
@@ -153,21 +205,28 @@ type StepResult struct {
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 }
 
-func printSetup(r SetupResult, cores int) {
-	fmt.Printf("\n== %s: %s (%d cores)\n", r.Setup, r.Description, cores)
+func printSetup(r SetupResult, cores int, smoke bool) {
+	fmt.Printf("\n== %s: %s (%d cores; %s; yzpay on %d of them; rig %s)\n", r.Setup, r.Description, cores, r.Pinning, r.YzpayCores, r.Rig)
 	fmt.Printf("QR creations: %d orders at %.0f/s through the gateway API (QR image rendered), %d errors, peak RSS %.1f MB\n",
 		r.Orders, r.QRPerSecond, r.QRErrors, float64(r.QRPhaseRSSBytes)/(1<<20))
-	fmt.Printf("%8s %9s %7s %9s %7s %6s %7s %7s %7s %7s %7s %9s %11s %9s %7s\n", "offered", "achieved", "sent", "delivered", "missing", "errors", "dups", "p50ms", "p90ms", "p99ms", "maxms", "cpu-yzpay", "cpu-pg+nats", "cpu-rig", "rss-MB")
+	fmt.Printf("%8s %9s %8s %7s %9s %7s %6s %5s %6s %7s %7s %7s %7s %9s %11s %8s %7s\n", "offered", "achieved", "per-core", "sent", "delivered", "missing", "errors", "dups", "dupev", "p50ms", "p90ms", "p99ms", "maxms", "cpu-yzpay", "cpu-pg+nats", "cpu-rig", "rss-MB")
 	for _, s := range r.Steps {
 		mark := ""
-		if s.Behind {
-			mark = "  <- fell behind"
+		if s.Behind && !smoke {
+			mark = "  <- not held"
 		}
-		fmt.Printf("%8d %9.0f %7d %9d %7d %6d %7d %7.1f %7.1f %7.1f %7.1f %9.2f %11.2f %9.2f %7.1f%s\n", s.Offered, s.Achieved, s.Sent, s.Delivered, s.Missing, s.Errors, s.Duplicates, s.P50ms, s.P90ms, s.P99ms, s.MaxMs, s.YzpayCPUms, s.ServersCPUms, s.HarnessCPUms, float64(s.PeakRSSBytes)/(1<<20), mark)
+		fmt.Printf("%8d %9.0f %8.0f %7d %9d %7d %6d %5d %6d %7.1f %7.1f %7.1f %7.1f %9.3f %11.3f %8.3f %7.1f%s\n", s.Offered, s.Achieved, s.PerYzpayCore, s.Sent, s.Delivered, s.Missing, s.Errors, s.Duplicates, s.DupEvents, s.P50ms, s.P90ms, s.P99ms, s.MaxMs, s.YzpayCPUms, s.ServersCPUms, s.HarnessCPUms, float64(s.PeakRSSBytes)/(1<<20), mark)
 	}
-	fmt.Println("(cpu-*: CPU milliseconds per delivered payment of the yzpay processes, of PostgreSQL + nats-server (split only),")
-	fmt.Println(" and of this harness: load generator, Youzan sandbox, merchant — all on the same cores)")
-	fmt.Printf("max sustained: %.0f payments/s; peak RSS of the yzpay processes: %.1f MB %v\n", r.MaxSustained, float64(r.PeakRSSBytes)/(1<<20), mb(r.PeakRSSProcess))
+	fmt.Println("(per-core: achieved per core yzpay may run on; dups: repeats of an event, allowed; dupev: a payment announced")
+	fmt.Println(" under a second event id, not allowed; cpu-*: CPU ms per delivered payment of the yzpay processes, of")
+	fmt.Println(" PostgreSQL + nats-server (split only), and of this rig: load generator, fake Youzan, merchant)")
+	if r.TradeGetCached+r.TradeGetSandbox > 0 {
+		fmt.Printf("trade.get: %d answered from precomputed bodies, %d by the sandbox\n", r.TradeGetCached, r.TradeGetSandbox)
+	}
+	if !smoke {
+		fmt.Printf("highest step held (nothing lost or refused, >= 95%% delivered, p99 < 250 ms): %d/s offered, %.0f/s achieved\n", r.HighestHeld, r.MaxSustained)
+	}
+	fmt.Printf("peak RSS of the yzpay processes: %.1f MB %v\n", float64(r.PeakRSSBytes)/(1<<20), mb(r.PeakRSSProcess))
 }
 
 func mb(m map[string]int64) string {
