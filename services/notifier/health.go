@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -42,10 +43,23 @@ type health struct {
 	failing map[string]bool
 	// drain: endpoints that may have held deliveries to send again.
 	drain map[string]bool
+	// writes counts, per endpoint, the health rows this replica took from
+	// its own store writes: a row healthTick read before one of them is
+	// older than the view and must not undo it (a pause undone that way let
+	// every retry through to the paused endpoint until the next tick).
+	writes map[string]uint64
 }
 
 func (h *health) init() {
 	h.paused, h.failing, h.drain = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	h.writes = map[string]uint64{}
+}
+
+// snapshot is writes as they were before a read of the store.
+func (h *health) snapshot() map[string]uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.writes)
 }
 
 func (h *health) isPaused(url string) bool {
@@ -123,14 +137,22 @@ func (n *Notifier) noteOutcome(ctx context.Context, endpoint string, a domain.At
 		n.log.Error("endpoint health not recorded", "endpoint", config.RedactURL(endpoint), "err", err)
 		return
 	}
-	n.applyHealth(h, changed)
+	n.applyHealth(h, changed, nil)
 }
 
 // applyHealth takes a stored health row into this replica's view; changed
-// says this replica made the change (it logs it).
-func (n *Notifier) applyHealth(h domain.EndpointHealth, changed bool) {
+// says this replica made the change (it logs it). read is nil for a row this
+// replica just wrote, else the writes snapshot taken before the row was
+// read: the row is dropped, false, if the view took a write since.
+func (n *Notifier) applyHealth(h domain.EndpointHealth, changed bool, read map[string]uint64) bool {
 	paused := h.State == domain.EndpointPaused
 	n.health.mu.Lock()
+	if read == nil {
+		n.health.writes[h.Endpoint]++
+	} else if read[h.Endpoint] != n.health.writes[h.Endpoint] {
+		n.health.mu.Unlock()
+		return false
+	}
 	was := n.health.paused[h.Endpoint]
 	n.health.paused[h.Endpoint] = paused
 	n.health.failing[h.Endpoint] = !h.FailingSince.IsZero()
@@ -155,6 +177,7 @@ func (n *Notifier) applyHealth(h domain.EndpointHealth, changed bool) {
 		n.log.Info("endpoint health changed on another replica or by an operator",
 			"endpoint", config.RedactURL(h.Endpoint), "state", h.State)
 	}
+	return true
 }
 
 // runHealth refreshes the view from the store, probes paused endpoints and
@@ -181,6 +204,7 @@ func (n *Notifier) runHealth(ctx context.Context) {
 }
 
 func (n *Notifier) healthTick(ctx context.Context) {
+	read := n.health.snapshot()
 	rows, err := n.deps.Store.ListEndpointHealth(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -197,7 +221,9 @@ func (n *Notifier) healthTick(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		n.applyHealth(h, false)
+		if !n.applyHealth(h, false, read) {
+			continue // stale: the next tick reads it again
+		}
 		now := time.Now()
 		switch {
 		case h.State == domain.EndpointPaused:

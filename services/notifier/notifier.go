@@ -166,6 +166,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 	return natsjs.Consume(ctx, cons, n.handle, natsjs.ConsumeOptions{
 		Batch:        n.cfg.Batch,
+		Admit:        n.admit,
 		AckWait:      ccfg.AckWait,
 		OnRedelivery: func() { n.m.Redeliveries.WithLabelValues(natsjs.NotifierDurable).Inc() },
 		Logger:       n.log,
@@ -189,7 +190,18 @@ type job struct {
 	wait time.Duration
 }
 
+// handle processes one batch (admit, then the batch's turn).
 func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
+	if run := n.admit(msgs); run != nil {
+		run(ctx)
+	}
+}
+
+// admit decodes the batch and takes its place in the queues of its orders
+// at once, on natsjs.Consume's loop, so that batches keep the order in which
+// JetStream delivered them (see orderLocks); the returned func waits for the
+// batch's turn and handles it. nil: nothing left to do.
+func (n *Notifier) admit(msgs []jetstream.Msg) func(ctx context.Context) {
 	var jobs []*job
 	for _, m := range msgs {
 		ev, err := domain.Decode(m.Data())
@@ -207,7 +219,7 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 		jobs = append(jobs, &job{msg: m, ev: ev, receivedAt: receivedAt(m)})
 	}
 	if len(jobs) == 0 {
-		return
+		return nil
 	}
 	// Until this batch's attempts are stored, no other batch decides about
 	// the same orders (see orderLocks).
@@ -215,7 +227,15 @@ func (n *Notifier) handle(ctx context.Context, msgs []jetstream.Msg) {
 	for _, j := range jobs[1:] {
 		seq = min(seq, deliverySeq(j.msg))
 	}
-	defer n.orders.lock(seq, distinctOrders(jobs))()
+	place := n.orders.join(seq, distinctOrders(jobs))
+	return func(ctx context.Context) {
+		defer place.wait()()
+		n.handleJobs(ctx, jobs)
+	}
+}
+
+// handleJobs delivers one batch's jobs; the batch holds its orders.
+func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
 	kept, err := n.screen(ctx, jobs)
 	if err != nil {
 		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)

@@ -180,9 +180,25 @@ type orderTurn struct {
 // lock waits until the batch seq is first in the queue of every order in
 // ids, and returns its release.
 func (l *orderLocks) lock(seq uint64, ids []string) (unlock func()) {
+	return l.join(seq, ids).wait()
+}
+
+// orderPlace is a batch's place in the queues, taken by join.
+type orderPlace struct {
+	l   *orderLocks
+	t   *orderTurn
+	ids []string
+}
+
+// join takes the batch seq's place in the queue of every order in ids
+// without waiting: natsjs.Consume calls it (through admit) in the order it
+// formed the batches, before a batch gets its own goroutine, so that a later
+// batch cannot reach the queues first and overtake it.
+func (l *orderLocks) join(seq uint64, ids []string) orderPlace {
 	t := &orderTurn{seq: seq, ready: make(chan struct{})}
 	ids = slices.Clone(ids)
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.queues == nil {
 		l.queues = map[string][]*orderTurn{}
 	}
@@ -209,7 +225,13 @@ func (l *orderLocks) lock(seq uint64, ids []string) (unlock func()) {
 		t.running = true
 		close(t.ready)
 	}
-	l.mu.Unlock()
+	return orderPlace{l: l, t: t, ids: ids}
+}
+
+// wait blocks until the batch is first in every queue it joined, and
+// returns its release, which must be called exactly once.
+func (p orderPlace) wait() (unlock func()) {
+	l, t, ids := p.l, p.t, p.ids
 	<-t.ready
 	return func() {
 		l.mu.Lock()

@@ -28,6 +28,13 @@ type ConsumeOptions struct {
 	// are marked in progress every AckWait/3, so a slow Youzan or merchant
 	// does not make JetStream hand out a second copy meanwhile.
 	AckWait time.Duration
+	// Admit, if set, is called on the receiving loop for each batch, in the
+	// order the batches were formed, once the batch has its in-flight slot
+	// and before it gets its own goroutine; the func it returns then handles
+	// the batch instead of the BatchHandler (nil: nothing to do). A handler
+	// that must see batches in delivery order (the notifier's per-order
+	// queues) takes its place here: goroutines may start in any order.
+	Admit func(batch []jetstream.Msg) func(ctx context.Context)
 	// OnRedelivery is called for each message delivered more than once.
 	OnRedelivery func()
 	Logger       *slog.Logger
@@ -110,6 +117,14 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h BatchHandler, o Con
 				}
 			}
 		}
+		run := func(ctx context.Context) { h(ctx, msgs) }
+		if o.Admit != nil {
+			run = o.Admit(msgs)
+		}
+		if run == nil {
+			<-sem
+			continue
+		}
 		hctx, cancel := detach(ctx, grace)
 		wg.Add(1)
 		go func() {
@@ -118,7 +133,7 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h BatchHandler, o Con
 			defer cancel()
 			stop := keepAlive(msgs, o.AckWait)
 			defer stop()
-			h(hctx, msgs)
+			run(hctx)
 		}()
 	}
 }

@@ -556,8 +556,13 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 					attempts = d.attempts + excluded.attempts,
 					-- A superseded record sends nothing: keep the last answer.
 					last_http_status = CASE WHEN excluded.attempts = 0 THEN d.last_http_status ELSE excluded.last_http_status END,
-					last_error = excluded.last_error,
-					next_attempt_at = excluded.next_attempt_at,
+					-- A record that sends nothing (held, queued again, superseded)
+					-- leaves a finished delivery as it was: a drain marking a
+					-- delivery delivered meanwhile must not make it look pending.
+					last_error = CASE WHEN excluded.attempts = 0 AND (d.delivered_at IS NOT NULL OR d.given_up_at IS NOT NULL)
+						THEN d.last_error ELSE excluded.last_error END,
+					next_attempt_at = CASE WHEN excluded.attempts = 0 AND (d.delivered_at IS NOT NULL OR d.given_up_at IS NOT NULL)
+						THEN d.next_attempt_at ELSE excluded.next_attempt_at END,
 					delivered_at = coalesce(d.delivered_at, excluded.delivered_at),
 					given_up_at = coalesce(d.given_up_at, excluded.given_up_at),
 					superseded_at = coalesce(d.superseded_at, excluded.superseded_at),

@@ -1,0 +1,106 @@
+package natsjs_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/natsjs/embedded"
+)
+
+// Batches are handled on goroutines of their own, which may start in any
+// order; Admit sees them in the order JetStream delivered them, every one
+// of them, so a handler can take its place in a queue there (the notifier
+// keeps each order's statuses in order that way).
+func TestConsumeAdmitsBatchesInDeliveryOrder(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ADMIT", Subjects: []string{"admit.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := natsjs.EnsureConsumer(ctx, js, "ADMIT", jetstream.ConsumerConfig{Durable: "admit", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	for i := range n {
+		if _, err := js.Publish(ctx, "admit.x", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var (
+		mu       sync.Mutex
+		admitted []uint64
+		handled  int
+	)
+	done := make(chan error, 1)
+	go func() {
+		done <- natsjs.Consume(ctx, cons, func(context.Context, []jetstream.Msg) {
+			t.Error("the BatchHandler ran although Admit gave the batch's handler")
+		}, natsjs.ConsumeOptions{
+			Batch: 1, InFlight: 8, AckWait: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Admit: func(batch []jetstream.Msg) func(context.Context) {
+				md, err := batch[0].Metadata()
+				if err != nil {
+					t.Error(err)
+					return nil
+				}
+				mu.Lock()
+				admitted = append(admitted, md.Sequence.Stream)
+				mu.Unlock()
+				return func(context.Context) {
+					_ = batch[0].Ack()
+					mu.Lock()
+					handled++
+					mu.Unlock()
+				}
+			},
+		}, time.Second)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		h := handled
+		mu.Unlock()
+		if h == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("handled %d of %d messages", h, n)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(admitted) != n {
+		t.Fatalf("%d batches admitted, want %d", len(admitted), n)
+	}
+	for i, seq := range admitted {
+		if seq != uint64(i+1) {
+			t.Fatalf("batch %d admitted holds message %d: batches admitted out of delivery order: %v", i, seq, admitted)
+		}
+	}
+}
