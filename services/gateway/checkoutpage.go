@@ -252,9 +252,11 @@ func writeJSONNoStore(w http.ResponseWriter, v any) {
 }
 
 // checkoutEvents serves /pay/:token/events as Server-Sent Events: the state
-// at once, then every change. The stream is the page's one goroutine (the
-// server's, for this request); it ends when the order is paid (the page
-// has all it needs) or the buyer leaves.
+// at once, then every change. The stream is the page's one goroutine: on
+// HTTP/1.x the connection is hijacked and streamed from a goroutine of our
+// own (net/http's connection goroutine and background reader end); on
+// HTTP/2 it is the server's handler goroutine. It ends when the order is
+// paid (the page has all it needs) or the buyer leaves.
 func (g *Gateway) checkoutEvents(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	ctx := r.Context()
 	co, err := g.checkoutByToken(ctx, ps.ByName("token"))
@@ -267,14 +269,47 @@ func (g *Gateway) checkoutEvents(w http.ResponseWriter, r *http.Request, ps http
 		g.writeErr(w, r, domain.Wrap(err, domain.CodeUnavailable, "live status is unavailable; poll the status endpoint"))
 		return
 	}
-	defer stop()
+	release := true // until the stream owns the watch
+	defer func() {
+		if release {
+			stop()
+		}
+	}()
 	o, err := g.deps.Store.OrderByID(ctx, co.OrderID)
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
 	}
 	v := g.newPageView(co, o)
-	send := startEventStream(w)
+	es := openEventStream(w, r)
+	if es.hijacked {
+		// The connection is the stream's alone now: it goes on in a
+		// goroutine of its own and the handler returns, so net/http's
+		// state for the connection (its buffers, the request) is freed
+		// and the page costs that goroutine and a few KiB. A client that
+		// leaves is noticed by a failed write, not by the context.
+		release = false
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					g.log.Error("checkout event stream panicked", "panic", fmt.Sprint(p))
+				}
+			}()
+			g.streamPage(nil, es, v, events, stop)
+		}()
+		return
+	}
+	release = false
+	g.streamPage(ctx.Done(), es, v, events, stop)
+}
+
+// streamPage writes v's state, then every change, until the order is paid,
+// done is closed (nil: never) or the client is gone; then it releases the
+// page's watch and stream.
+func (g *Gateway) streamPage(done <-chan struct{}, es eventStream, v *pageView, events <-chan domain.PaymentEvent, stop func()) {
+	defer stop()
+	defer es.close()
+	send := es.send
 	sendState := func() (bool, string) {
 		s := g.state(v, time.Now())
 		b, _ := json.Marshal(s)
@@ -292,7 +327,7 @@ func (g *Gateway) checkoutEvents(w http.ResponseWriter, r *http.Request, ps http
 	defer tick.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-done:
 			return
 		case ev := <-events:
 			if !v.apply(ev) {
