@@ -454,3 +454,28 @@ func settledMem() runtime.MemStats {
 	runtime.ReadMemStats(&m)
 	return m
 }
+
+// TestCheckoutEventsOverHTTP2: where the connection cannot be taken over
+// (HTTP/2 multiplexes pages on one connection), the stream is written
+// through the ResponseWriter and a payment still reaches the page.
+func TestCheckoutEventsOverHTTP2(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewUnstartedServer(e.h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	a := decode[checkoutAnswer](t, e.createQR(`{"name":"x","price":300,"order_id":"h2-1"}`))
+	u, _ := url.Parse(a.CheckoutURL)
+	s := openStream(t, srv.Client(), srv.URL+u.Path+"/events")
+	defer s.resp.Body.Close()
+	if s.resp.ProtoMajor != 2 {
+		t.Fatalf("stream over %s, want HTTP/2", s.resp.Proto)
+	}
+	if st, err := s.next(); err != nil || st.State != "pending" {
+		t.Fatalf("first state %+v %v", st, err)
+	}
+	e.pay("h2-1", a.QRID)
+	if st, err := s.next(); err != nil || st.State != "paid" {
+		t.Fatalf("state after payment %+v %v", st, err)
+	}
+}
