@@ -50,7 +50,8 @@ type ConsumeOptions struct {
 // new batch starts, batches being handled finish with a context that
 // outlives ctx by at most grace, and messages received but not started are
 // naked so another worker takes them at once (any still in the client's
-// buffer come back after AckWait).
+// buffer come back after AckWait). A pull request lost with a failed node
+// is renewed at once (see pullStalled and pullHeartbeat).
 func Consume(ctx context.Context, cons jetstream.Consumer, h BatchHandler, o ConsumeOptions, grace time.Duration) error {
 	if o.Batch <= 0 {
 		o.Batch = 64
