@@ -190,8 +190,10 @@ const (
 // leader dropped as it shut down, is gone, but the library still counts its
 // messages as pending and sends no new one until the heartbeat check fires
 // (or, for shutdown, until this client itself reconnects, which it need not
-// if it is connected to another node). Nothing is lost by pulling afresh:
-// the old request can deliver nothing more.
+// if it is connected to another node). Pulling afresh loses nothing: the
+// failed request can deliver nothing more, and should another request of
+// the stopped subscription still be served, its messages come back after
+// AckWait.
 func pullStalled(err error) bool {
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrServerShutdown)
 }
