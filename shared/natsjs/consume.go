@@ -6,11 +6,13 @@ package natsjs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -48,7 +50,8 @@ type ConsumeOptions struct {
 // new batch starts, batches being handled finish with a context that
 // outlives ctx by at most grace, and messages received but not started are
 // naked so another worker takes them at once (any still in the client's
-// buffer come back after AckWait).
+// buffer come back after AckWait). A pull request lost with a failed node
+// is renewed at once (see pullStalled and pullHeartbeat).
 func Consume(ctx context.Context, cons jetstream.Consumer, h BatchHandler, o ConsumeOptions, grace time.Duration) error {
 	if o.Batch <= 0 {
 		o.Batch = 64
@@ -61,13 +64,27 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h BatchHandler, o Con
 	}
 	buffered := o.Batch * o.InFlight
 	ch := make(chan jetstream.Msg, buffered)
-	cc, err := cons.Consume(func(m jetstream.Msg) { ch <- m },
-		jetstream.PullMaxMessages(buffered),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if ctx.Err() == nil {
+	// repull is signalled when the client library has no pull request
+	// outstanding and would not send another by itself (see pullStalled).
+	repull := make(chan struct{}, 1)
+	start := func() (jetstream.ConsumeContext, error) {
+		return cons.Consume(func(m jetstream.Msg) { ch <- m },
+			jetstream.PullMaxMessages(buffered),
+			jetstream.PullHeartbeat(pullHeartbeat),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				if ctx.Err() != nil {
+					return
+				}
 				o.Logger.Warn("consumer interrupted; it resumes by itself", "err", err)
-			}
-		}))
+				if pullStalled(err) {
+					select {
+					case repull <- struct{}{}:
+					default:
+					}
+				}
+			}))
+	}
+	cc, err := start()
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
@@ -90,6 +107,19 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h BatchHandler, o Con
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-repull:
+			// Pull afresh after a short pause, so a consumer that has no
+			// leader yet is asked a few times a second, not in a loop.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(repullDelay):
+			}
+			cc.Stop()
+			if cc, err = start(); err != nil {
+				return fmt.Errorf("consume: %w", err)
+			}
+			continue
 		case first = <-ch:
 		}
 		msgs := []jetstream.Msg{first}
@@ -136,6 +166,36 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h BatchHandler, o Con
 			run(hctx)
 		}()
 	}
+}
+
+const (
+	// pullHeartbeat is the idle heartbeat asked of the server with each
+	// pull request. A pull request can vanish without a word (its consumer's
+	// leader node stops); the client notices only when two heartbeats are
+	// missed and then pulls again. The library's default, half the 30 s pull
+	// expiry, left a replica idle for 30 s after a node failure; the server
+	// sends heartbeats only while it has nothing to deliver, so a busy
+	// consumer pays nothing for a shorter one and an idle one a few bytes a
+	// second.
+	pullHeartbeat = 2 * time.Second
+	// repullDelay paces fresh pull requests while the consumer has no
+	// leader to answer them.
+	repullDelay = 250 * time.Millisecond
+)
+
+// pullStalled reports whether err leaves the pull consumer with no request
+// outstanding that the library would renew by itself. A pull request that
+// met no responder (the consumer's leader is being elected, after its node
+// stopped or just after the consumer was created), or that the consumer's
+// leader dropped as it shut down, is gone, but the library still counts its
+// messages as pending and sends no new one until the heartbeat check fires
+// (or, for shutdown, until this client itself reconnects, which it need not
+// if it is connected to another node). Pulling afresh loses nothing: the
+// failed request can deliver nothing more, and should another request of
+// the stopped subscription still be served, its messages come back after
+// AckWait.
+func pullStalled(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrServerShutdown)
 }
 
 // keepAlive tells JetStream every ackWait/3 that msgs are still being
