@@ -141,7 +141,9 @@ func TestMerchantIsGivenUpAfterTheSchedule(t *testing.T) {
 
 	// The first attempt and one per schedule step; then the event is done
 	// with, so the merchant hears no more of it.
-	eventually(t, "the event to be given up", e.settled)
+	eventually(t, "the event to be given up", func() bool {
+		return !e.deliveries(ev.EventID)[m.url].GivenUpAt.IsZero() && e.settled()
+	})
 	if n := len(m.received()); n != len(retrySchedule)+1 {
 		t.Errorf("%d attempts, want %d", n, len(retrySchedule)+1)
 	}
