@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -32,6 +33,12 @@ import (
 type Store struct {
 	w *sql.DB // the one writer connection
 	r *sql.DB // readers
+
+	// Statements of the payment path, prepared once on the writer
+	// connection: SQLite parsing a statement costs more than running it
+	// (issue 16, docs/performance.md "Hot path").
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
@@ -83,7 +90,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
 	}
-	return &Store{w: w, r: r}, nil
+	return &Store{w: w, r: r, stmts: make(map[string]*sql.Stmt)}, nil
 }
 
 // Migrate applies the pending migrations; it is idempotent. No lock is taken
@@ -116,7 +123,52 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	var errs []error
+	s.stmtMu.Lock()
+	for q, st := range s.stmts {
+		errs = append(errs, st.Close())
+		delete(s.stmts, q)
+	}
+	s.stmtMu.Unlock()
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+}
+
+// prepared returns query prepared on the writer connection, preparing it on
+// first use. It must be called outside inTx: the writer pool has one
+// connection, which a transaction holds. Inside the transaction,
+// tx.StmtContext reuses the statement already prepared on that connection.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	st := s.stmts[query]
+	s.stmtMu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	st, err := s.w.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if old := s.stmts[query]; old != nil {
+		_ = st.Close() // another caller prepared it meanwhile; the copy is not needed
+		return old, nil
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// preparedAll prepares each query (see prepared).
+func (s *Store) preparedAll(ctx context.Context, queries ...string) ([]*sql.Stmt, error) {
+	out := make([]*sql.Stmt, len(queries))
+	for i, q := range queries {
+		st, err := s.prepared(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
 }
 
 // inTx runs fn in a write transaction on the writer connection.
@@ -370,29 +422,31 @@ func (s *Store) queryOrders(ctx context.Context, what, q string, args ...any) ([
 	return out, nil
 }
 
+const (
+	observeSelectSQL = `SELECT ` + orderCols + ` FROM orders WHERE qr_id = ?`
+	observeInsertSQL = `INSERT INTO observations (order_id, source, qr_id, tid, status,
+			payment, buyer_id, pay_type, paid_at, observed_at, recorded_at, changed, from_status)
+			VALUES (?, 'youzan', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	observeUpdateSQL = `UPDATE orders SET status = ?, tid = ?, payment = ?, buyer_id = ?,
+				pay_type = ?, paid_at = ?, ever_paid = ?, updated_at = ? WHERE order_id = ?`
+)
+
 // RecordObservations applies obs in order in one transaction.
 func (s *Store) RecordObservations(ctx context.Context, obs []domain.Observation) ([]domain.Change, error) {
 	if len(obs) == 0 {
 		return nil, nil
 	}
 	changes := make([]domain.Change, len(obs))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	// Prepared once per store: parsing dominates small statements.
+	ps, err := s.preparedAll(ctx, observeSelectSQL, observeInsertSQL, observeUpdateSQL)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: record observations: %w", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		now := now()
 		// The transaction holds SQLite's write lock from BEGIN IMMEDIATE, so
 		// what is read here cannot change before it is written.
-		// Prepared once per batch: parsing dominates small statements.
-		sel, err := tx.PrepareContext(ctx, `SELECT `+orderCols+` FROM orders WHERE qr_id = ?`)
-		if err != nil {
-			return err
-		}
-		defer sel.Close()
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO observations (order_id, source, qr_id, tid, status,
-			payment, buyer_id, pay_type, paid_at, observed_at, recorded_at, changed, from_status)
-			VALUES (?, 'youzan', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
+		sel, ins, upd := tx.StmtContext(ctx, ps[0]), tx.StmtContext(ctx, ps[1]), tx.StmtContext(ctx, ps[2])
 		byQR := make(map[int64]*domain.Order)
 		var dirty []*domain.Order
 		isDirty := make(map[*domain.Order]bool)
@@ -431,8 +485,7 @@ func (s *Store) RecordObservations(ctx context.Context, obs []domain.Observation
 		}
 		// One write per order with its final state, after all observations.
 		for _, o := range dirty {
-			if _, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, tid = ?, payment = ?, buyer_id = ?,
-				pay_type = ?, paid_at = ?, ever_paid = ?, updated_at = ? WHERE order_id = ?`,
+			if _, err := upd.ExecContext(ctx,
 				o.Status, nullString(o.TID), o.Payment, o.BuyerID, o.PayType, toNull(o.PaidAt), o.EverPaid,
 				toMicro(o.UpdatedAt), o.OrderID); err != nil {
 				return err
@@ -504,23 +557,52 @@ func scanDelivery(row scanner) (domain.Delivery, error) {
 	return d, nil
 }
 
+// One attempt on a delivery; see RecordAttempts.
+const attemptUpsertSQL = `INSERT INTO deliveries AS d (event_id, endpoint,
+					order_id, status, event, attempts, last_http_status, last_error, next_attempt_at,
+					delivered_at, given_up_at, superseded_at, created_at, updated_at)
+				VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11)
+				ON CONFLICT (event_id, endpoint) DO UPDATE SET
+					attempts = d.attempts + excluded.attempts,
+					-- A superseded record sends nothing: keep the last answer.
+					last_http_status = CASE WHEN excluded.attempts = 0 THEN d.last_http_status ELSE excluded.last_http_status END,
+					-- A record that sends nothing (held, queued again, superseded)
+					-- leaves a finished delivery as it was: a drain marking a
+					-- delivery delivered meanwhile must not make it look pending.
+					last_error = CASE WHEN excluded.attempts = 0 AND (d.delivered_at IS NOT NULL OR d.given_up_at IS NOT NULL)
+						THEN d.last_error ELSE excluded.last_error END,
+					next_attempt_at = CASE WHEN excluded.attempts = 0 AND (d.delivered_at IS NOT NULL OR d.given_up_at IS NOT NULL)
+						THEN d.next_attempt_at ELSE excluded.next_attempt_at END,
+					delivered_at = coalesce(d.delivered_at, excluded.delivered_at),
+					given_up_at = coalesce(d.given_up_at, excluded.given_up_at),
+					superseded_at = coalesce(d.superseded_at, excluded.superseded_at),
+					order_id = CASE WHEN d.order_id = '' THEN excluded.order_id ELSE d.order_id END,
+					status = CASE WHEN d.status = '' THEN excluded.status ELSE d.status END,
+					event = coalesce(d.event, excluded.event),
+					updated_at = excluded.updated_at
+				RETURNING ` + deliveryCols
+
+// The attempt log, numbered by the delivery's count after this attempt.
+const attemptLogSQL = `INSERT INTO delivery_attempts (event_id, order_id, endpoint,
+				status, attempt, at, duration_ms, http_status, error_class, error, excerpt, outcome)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 // RecordAttempts counts one attempt per element, in order, in one transaction.
 func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) ([]domain.Delivery, error) {
 	if len(attempts) == 0 {
 		return nil, nil
 	}
 	out := make([]domain.Delivery, 0, len(attempts))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	ps, err := s.preparedAll(ctx, attemptUpsertSQL, attemptLogSQL)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: record attempts: %w", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		upsert := tx.StmtContext(ctx, ps[0])
 		now := now()
 		// The attempt log is written in the same transaction, numbered by
 		// the delivery's count after this attempt.
-		logStmt, err := tx.PrepareContext(ctx, `INSERT INTO delivery_attempts (event_id, order_id, endpoint,
-				status, attempt, at, duration_ms, http_status, error_class, error, excerpt, outcome)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer logStmt.Close()
+		logStmt := tx.StmtContext(ctx, ps[1])
 		for _, a := range attempts {
 			at := a.At
 			if at.IsZero() {
@@ -548,29 +630,7 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 			// pushed; later attempts only fill them in if they were missing.
 			// Delivered and given-up keep their first time: once delivered
 			// stays delivered.
-			d, err := scanDelivery(tx.QueryRowContext(ctx, `INSERT INTO deliveries AS d (event_id, endpoint,
-					order_id, status, event, attempts, last_http_status, last_error, next_attempt_at,
-					delivered_at, given_up_at, superseded_at, created_at, updated_at)
-				VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?11)
-				ON CONFLICT (event_id, endpoint) DO UPDATE SET
-					attempts = d.attempts + excluded.attempts,
-					-- A superseded record sends nothing: keep the last answer.
-					last_http_status = CASE WHEN excluded.attempts = 0 THEN d.last_http_status ELSE excluded.last_http_status END,
-					-- A record that sends nothing (held, queued again, superseded)
-					-- leaves a finished delivery as it was: a drain marking a
-					-- delivery delivered meanwhile must not make it look pending.
-					last_error = CASE WHEN excluded.attempts = 0 AND (d.delivered_at IS NOT NULL OR d.given_up_at IS NOT NULL)
-						THEN d.last_error ELSE excluded.last_error END,
-					next_attempt_at = CASE WHEN excluded.attempts = 0 AND (d.delivered_at IS NOT NULL OR d.given_up_at IS NOT NULL)
-						THEN d.next_attempt_at ELSE excluded.next_attempt_at END,
-					delivered_at = coalesce(d.delivered_at, excluded.delivered_at),
-					given_up_at = coalesce(d.given_up_at, excluded.given_up_at),
-					superseded_at = coalesce(d.superseded_at, excluded.superseded_at),
-					order_id = CASE WHEN d.order_id = '' THEN excluded.order_id ELSE d.order_id END,
-					status = CASE WHEN d.status = '' THEN excluded.status ELSE d.status END,
-					event = coalesce(d.event, excluded.event),
-					updated_at = excluded.updated_at
-				RETURNING `+deliveryCols,
+			d, err := scanDelivery(upsert.QueryRowContext(ctx,
 				a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, store.TruncateError(a.Error),
 				toNull(a.NextAttemptAt), delivered, givenUp, toMicro(at), superseded, tried))
 			if err != nil {
