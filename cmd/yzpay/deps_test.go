@@ -27,6 +27,7 @@ func TestSplitBinariesLinkOnlyWhatTheyUse(t *testing.T) {
 		"github.com/yzpay/yzpay/shared/natsjs/embedded",
 		"github.com/yzpay/yzpay/shared/store/storetest",
 		"github.com/yzpay/yzpay/shared/store/postgres/postgrestest",
+		"github.com/yzpay/yzpay/shared/servicetest",
 		"testing",
 	}
 	root := repoRoot(t)

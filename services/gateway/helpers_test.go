@@ -13,10 +13,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/yzpay/yzpay/shared/servicetest"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,7 +27,6 @@ import (
 	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/metrics"
 	"github.com/yzpay/yzpay/shared/natsjs"
-	"github.com/yzpay/yzpay/shared/natsjs/embedded"
 	"github.com/yzpay/yzpay/shared/store/sqlite"
 	"github.com/yzpay/yzpay/shared/youzan"
 )
@@ -96,31 +96,8 @@ type option func(*config.Gateway, *gateway.Deps)
 
 func newEnv(t *testing.T, opts ...option) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	shutdown := func() { once.Do(ns.Shutdown) }
-	t.Cleanup(shutdown)
-	nc, err := ns.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := natsjs.Open(ctx, nc, 1, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := servicetest.Start(t)
+	st, nc, js, shutdown := b.Store, b.Conn, b.JS, b.StopBroker
 	yz := &fakeYouzan{}
 	cfg := config.Gateway{
 		APIKey: apiKey,
@@ -268,13 +245,4 @@ func (e *env) receipts() []*jetstream.RawStreamMsg {
 func msgID(m *jetstream.RawStreamMsg) string { return m.Header.Get(nats.MsgIdHdr) }
 
 // eventually waits until cond holds, failing the test after 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var eventually = servicetest.Eventually

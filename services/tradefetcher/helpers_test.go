@@ -5,10 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/yzpay/yzpay/shared/servicetest"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,7 +17,6 @@ import (
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/metrics"
 	"github.com/yzpay/yzpay/shared/natsjs"
-	"github.com/yzpay/yzpay/shared/natsjs/embedded"
 	"github.com/yzpay/yzpay/shared/store/sqlite"
 	"github.com/yzpay/yzpay/shared/youzan"
 )
@@ -99,29 +99,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := ns.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := natsjs.Open(ctx, nc, 1, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := servicetest.Start(t)
+	st, js := b.Store, b.JS
 	return &env{t: t, store: st, js: js, youzan: newFakeYouzan(), m: metrics.New(),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
@@ -265,13 +244,4 @@ func (e *env) settled() bool {
 }
 
 // eventually waits until cond holds, failing the test after 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var eventually = servicetest.Eventually
