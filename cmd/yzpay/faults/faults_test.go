@@ -128,6 +128,16 @@ func TestFaultMerchantDownThenBack(t *testing.T) {
 	s.waitPaid(t, faultAt)
 	h.merchant.fail.Store(true)
 	s.waitPaid(t, faultAt+faultFor)
+	// Payments may outrun the schedule on a fast machine: the outage lasts
+	// until some push has been refused at its third attempt.
+	eventually(t, 10*time.Second, "a push refused at its third attempt", func() bool {
+		for _, p := range h.merchant.pushes() {
+			if p.answered == http.StatusServiceUnavailable && p.attempt >= 3 {
+				return true
+			}
+		}
+		return false
+	})
 	h.merchant.fail.Store(false)
 	l := h.settle("merchant-503", s, time.Now())
 	if l.maxAttempt < 3 {
