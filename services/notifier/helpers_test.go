@@ -3,7 +3,6 @@ package notifier_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -219,20 +218,7 @@ func (e *env) deliveries(eventID string) map[string]domain.Delivery {
 // termed): nothing is pending or waiting for a retry.
 func (e *env) settled() bool {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := e.js.Consumer(ctx, natsjs.PaymentStream, natsjs.NotifierDurable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return false
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.NumPending == 0 && info.NumAckPending == 0
+	return servicetest.Settled(e.t, e.js, natsjs.PaymentStream, natsjs.NotifierDurable)
 }
 
 // eventually waits until cond holds, failing the test after 10 s.

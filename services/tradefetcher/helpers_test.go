@@ -227,20 +227,7 @@ type event struct {
 // termed): nothing is pending or waiting for redelivery.
 func (e *env) settled() bool {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := e.js.Consumer(ctx, natsjs.WebhookStream, natsjs.TradefetcherDurable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return false
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.NumPending == 0 && info.NumAckPending == 0
+	return servicetest.Settled(e.t, e.js, natsjs.WebhookStream, natsjs.TradefetcherDurable)
 }
 
 // eventually waits until cond holds, failing the test after 10 s.

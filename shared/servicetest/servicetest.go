@@ -7,6 +7,7 @@ package servicetest
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -71,4 +72,36 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Settled reports whether durable has handled every message stream held
+// when it was asked: nothing pending, nothing waiting for an ack or a
+// redelivery, and the ack floor at the stream's last message. The floor
+// matters because the server counts a newly stored message as pending a
+// moment after acknowledging its publish; pending counts alone can read 0
+// while the last publish is still on its way to the consumer.
+func Settled(t testing.TB, js jetstream.JetStream, stream, durable string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Consumer(ctx, durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ci.NumPending == 0 && ci.NumAckPending == 0 && ci.AckFloor.Stream >= si.State.LastSeq
 }
