@@ -84,24 +84,28 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// bindCheckout gives the order its page, or finds the one it has. The
-// return_url and notify_url count like the price: another one for the same
-// order is a conflict, not a silent change of where buyers or notifications
-// are sent.
-func (g *Gateway) bindCheckout(ctx context.Context, orderID, returnURL, notifyURL string) (domain.Checkout, error) {
-	c, err := g.deps.Store.BindCheckout(ctx, domain.Checkout{
-		Token: newCheckoutToken(), OrderID: orderID, ReturnURL: returnURL, NotifyURL: notifyURL,
-	})
+// bindCheckout gives the order its page, or finds the one it has (see
+// checkPage).
+func (g *Gateway) bindCheckout(ctx context.Context, page domain.Checkout) (domain.Checkout, error) {
+	c, err := g.deps.Store.BindCheckout(ctx, page)
 	if err != nil {
 		return domain.Checkout{}, fmt.Errorf("bind checkout: %w", err)
 	}
-	if c.ReturnURL != returnURL {
-		return domain.Checkout{}, domain.Errorf(domain.CodeOrderConflict, "order_id exists with a different return_url")
+	return c, checkPage(c, page)
+}
+
+// checkPage compares the page stored for an order with the one asked for.
+// The return_url and notify_url count like the price: another one for the
+// same order is a conflict, not a silent change of where buyers or
+// notifications are sent.
+func checkPage(stored, asked domain.Checkout) error {
+	if stored.ReturnURL != asked.ReturnURL {
+		return domain.Errorf(domain.CodeOrderConflict, "order_id exists with a different return_url")
 	}
-	if c.NotifyURL != notifyURL {
-		return domain.Checkout{}, domain.Errorf(domain.CodeOrderConflict, "order_id exists with a different notify_url")
+	if stored.NotifyURL != asked.NotifyURL {
+		return domain.Errorf(domain.CodeOrderConflict, "order_id exists with a different notify_url")
 	}
-	return c, nil
+	return nil
 }
 
 // returnTo is where the page sends a buyer who paid: the merchant's

@@ -50,6 +50,10 @@ func (s *fakeStore) AttachQR(_ context.Context, id string, qr domain.QRCode) (do
 	return domain.Order{OrderID: id, QRID: qr.ID, QRURL: s.attachedURL}, nil
 }
 
+func (s *fakeStore) AttachQRAndCheckout(_ context.Context, qr domain.QRCode, c domain.Checkout) (domain.Order, domain.Checkout, error) {
+	return domain.Order{OrderID: c.OrderID, QRID: qr.ID, QRURL: s.attachedURL}, c, nil
+}
+
 func (s *fakeStore) OrderByID(context.Context, string) (domain.Order, error) {
 	if s.orderPanic {
 		panic("store bug")

@@ -181,18 +181,27 @@ func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprou
 		return
 	}
 	req := cr.order
-	o, err := g.ensureQR(r.Context(), req)
+	page := domain.Checkout{Token: newCheckoutToken(), OrderID: req.OrderID, ReturnURL: cr.returnURL, NotifyURL: cr.notifyURL}
+	c, err := g.ensureQR(r.Context(), req, page)
 	if err != nil {
 		g.writeErr(w, r, err, "order_id", req.OrderID)
 		return
 	}
-	img, err := qrimage.PNGDataURI(o.QRURL)
-	if err != nil {
-		g.log.Error("render QR image", "order_id", o.OrderID, "qr_id", o.QRID, "err", err)
-		g.writeErr(w, r, domain.Wrap(err, domain.CodeQRRenderFailed, "could not render the QR image"))
-		return
+	o, img := c.order, c.img
+	if img == "" {
+		if img, err = qrimage.PNGDataURI(o.QRURL); err != nil {
+			g.log.Error("render QR image", "order_id", o.OrderID, "qr_id", o.QRID, "err", err)
+			g.writeErr(w, r, domain.Wrap(err, domain.CodeQRRenderFailed, "could not render the QR image"))
+			return
+		}
 	}
-	co, err := g.bindCheckout(r.Context(), req.OrderID, cr.returnURL, cr.notifyURL)
+	var co domain.Checkout
+	if c.page != nil {
+		err = checkPage(*c.page, page)
+		co = *c.page
+	} else {
+		co, err = g.bindCheckout(r.Context(), page)
+	}
 	if err != nil {
 		g.writeErr(w, r, err, "order_id", req.OrderID)
 		return
@@ -203,21 +212,35 @@ func (g *Gateway) createQRCode(w http.ResponseWriter, r *http.Request, _ httprou
 	})
 }
 
+// created is what ensureQR found or made.
+type created struct {
+	order domain.Order
+	// page is the order's checkout page when it was bound with the QR in
+	// one store call; nil when the handler still has to bind it.
+	page *domain.Checkout
+	// img is order.QRURL rendered when ensureQR already did; "" otherwise.
+	img string
+}
+
 // ensureQR runs reserve → create at Youzan → attach. Only the replica holding
 // the claim calls Youzan, so concurrent requests for one order_id make one QR;
 // the others wait for it. If the holder crashes, its claim lapses and the next
 // request completes the order.
-func (g *Gateway) ensureQR(ctx context.Context, req domain.NewOrder) (domain.Order, error) {
+//
+// The holder binds page with the QR in one store call (one commit instead of
+// two). It renders the image first: a QR that cannot be drawn is attached
+// alone, as before, so the store holds the same rows whatever happens.
+func (g *Gateway) ensureQR(ctx context.Context, req domain.NewOrder, page domain.Checkout) (created, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	wait := 20 * time.Millisecond
 	for {
 		res, err := g.deps.Store.Reserve(ctx, req, g.cfg.ClaimFor)
 		if err != nil {
-			return domain.Order{}, err
+			return created{}, err
 		}
 		if res.Order.QRID != 0 {
-			return res.Order, nil
+			return created{order: res.Order}, nil
 		}
 		if res.Claimed {
 			qr, err := g.deps.Youzan.CreateQRCode(ctx, req.Name, req.Price)
@@ -229,21 +252,32 @@ func (g *Gateway) ensureQR(ctx context.Context, req domain.NewOrder) (domain.Ord
 					g.log.Warn("could not release QR claim; it lapses by itself", "order_id", req.OrderID, "err", rerr)
 				}
 				cancel()
-				return domain.Order{}, err
+				return created{}, err
 			}
-			o, err := g.deps.Store.AttachQR(ctx, req.OrderID, domain.QRCode{ID: qr.ID, URL: qr.URL})
+			var c created
+			img, rerr := qrimage.PNGDataURI(qr.URL)
+			if rerr != nil {
+				c.order, err = g.deps.Store.AttachQR(ctx, req.OrderID, domain.QRCode{ID: qr.ID, URL: qr.URL})
+			} else {
+				var co domain.Checkout
+				c.order, co, err = g.deps.Store.AttachQRAndCheckout(ctx, domain.QRCode{ID: qr.ID, URL: qr.URL}, page)
+				c.page = &co
+				if c.order.QRURL == qr.URL {
+					c.img = img
+				} // else another QR won (a lapsed claim): the handler draws that one
+			}
 			if err != nil {
-				return domain.Order{}, fmt.Errorf("attach qr %d: %w", qr.ID, err)
+				return created{}, fmt.Errorf("attach qr %d: %w", qr.ID, err)
 			}
-			g.log.Info("order created", "order_id", o.OrderID, "qr_id", o.QRID, "price", o.Price)
-			return o, nil
+			g.log.Info("order created", "order_id", c.order.OrderID, "qr_id", c.order.QRID, "price", c.order.Price)
+			return c, nil
 		}
 		// Another request holds the claim: poll until it attaches the QR.
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return domain.Order{}, ctx.Err()
+			return created{}, ctx.Err()
 		case <-t.C:
 		}
 		wait = min(wait*2, 500*time.Millisecond)

@@ -62,6 +62,12 @@ type Store interface {
 	// AttachQR binds qr to the order if it has none yet and returns the order
 	// as bound; if another QR won, the returned order carries that one.
 	AttachQR(ctx context.Context, orderID string, qr domain.QRCode) (domain.Order, error)
+	// AttachQRAndCheckout is AttachQR(c.OrderID, qr) followed by
+	// BindCheckout(c), atomically: the order as bound (with the QR that
+	// won) and the checkout page stored (c or the earlier one), with the
+	// errors of those two. It is how a new order is completed: one commit
+	// instead of two.
+	AttachQRAndCheckout(ctx context.Context, qr domain.QRCode, c domain.Checkout) (domain.Order, domain.Checkout, error)
 	// ReleaseClaim gives up a claim whose holder could not create the QR
 	// (Youzan failed), so the merchant's retry need not wait for it to
 	// expire. It does nothing if the claim is no longer the caller's.

@@ -153,11 +153,14 @@ type Report struct {
 
 // SetupResult is one setup's run.
 type SetupResult struct {
-	Setup        string       `json:"setup"`
-	Description  string       `json:"description"`
-	Orders       int          `json:"orders"`
-	QRPerSecond  float64      `json:"qr_creations_per_second"`
-	QRErrors     int          `json:"qr_errors"`
+	Setup       string  `json:"setup"`
+	Description string  `json:"description"`
+	Orders      int     `json:"orders"`
+	QRPerSecond float64 `json:"qr_creations_per_second"`
+	QRErrors    int     `json:"qr_errors"`
+	// QRCPUms: CPU ms of the yzpay processes per order created, over the
+	// creation phases (request, store, Youzan call, QR image).
+	QRCPUms      float64      `json:"qr_cpu_ms_per_order"`
 	Steps        []StepResult `json:"steps"`
 	MaxSustained float64      `json:"max_sustained_per_second"`
 	PeakRSSBytes int64        `json:"peak_rss_bytes"`
@@ -207,8 +210,8 @@ type StepResult struct {
 
 func printSetup(r SetupResult, cores int, smoke bool) {
 	fmt.Printf("\n== %s: %s (%d cores; %s; yzpay on %d of them; rig %s)\n", r.Setup, r.Description, cores, r.Pinning, r.YzpayCores, r.Rig)
-	fmt.Printf("QR creations: %d orders at %.0f/s through the gateway API (QR image rendered), %d errors, peak RSS %.1f MB\n",
-		r.Orders, r.QRPerSecond, r.QRErrors, float64(r.QRPhaseRSSBytes)/(1<<20))
+	fmt.Printf("QR creations: %d orders at %.0f/s through the gateway API (QR image rendered), %d errors, cpu-yzpay %.3f ms per order, peak RSS %.1f MB\n",
+		r.Orders, r.QRPerSecond, r.QRErrors, r.QRCPUms, float64(r.QRPhaseRSSBytes)/(1<<20))
 	fmt.Printf("%8s %9s %8s %7s %9s %7s %6s %5s %6s %7s %7s %7s %7s %9s %11s %8s %7s\n", "offered", "achieved", "per-core", "sent", "delivered", "missing", "errors", "dups", "dupev", "p50ms", "p90ms", "p99ms", "maxms", "cpu-yzpay", "cpu-pg+nats", "cpu-rig", "rss-MB")
 	for _, s := range r.Steps {
 		mark := ""

@@ -326,7 +326,10 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 	// Keep-alive everywhere: the pushes reuse idle connections (each answer
 	// is read to the end), as do yzpay's clients to the sandbox and merchant.
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, DisableCompression: true}}
-	var qrTime time.Duration
+	var (
+		qrTime time.Duration
+		qrCPU  float64 // seconds of yzpay CPU while orders were created
+	)
 	for i, rate := 0, 0; ; i++ {
 		rate = nextRate(o, i, rate)
 		if rate == 0 {
@@ -335,11 +338,13 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 		n := int(float64(rate) * o.stepDur.Seconds())
 		// Orders for this step are created (QR image rendered) and paid
 		// before it, so that stepping up needs no huge creation phase.
-		pays, took, qrErrs, err := createOrders(ctx, client, base, sb, cache, fmt.Sprintf("%s-%d", setup, i), n, o.workers)
+		pays, took, cpu, qrErrs, err := createOrders(ctx, client, base, sb, cache, fmt.Sprintf("%s-%d", setup, i), n, o.workers,
+			func() float64 { return cpuOf(procs) })
 		if err != nil {
 			return res, err
 		}
 		qrTime += took
+		qrCPU += cpu
 		res.Orders += len(pays)
 		res.QRErrors += qrErrs
 		res.QRPhaseRSSBytes = max(res.QRPhaseRSSBytes, windowRSS(procs))
@@ -371,6 +376,9 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 	if qrTime > 0 {
 		res.QRPerSecond = float64(res.Orders) / qrTime.Seconds()
 	}
+	if res.Orders > 0 {
+		res.QRCPUms = qrCPU * 1000 / float64(res.Orders)
+	}
 	if cache != nil {
 		res.TradeGetCached, res.TradeGetSandbox = cache.hits.Load(), cache.misses.Load()
 	}
@@ -384,8 +392,10 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 
 // createOrders creates total orders through the gateway API, then pays each
 // in the sandbox without pushing and prepares the signed trade_TradePaid
-// push Youzan would send.
-func createOrders(ctx context.Context, client *http.Client, base string, sb *sandbox.Sandbox, cache *tradeCache, setup string, total, workers int) ([]payment, time.Duration, int, error) {
+// push Youzan would send. It also returns the CPU seconds yzpayCPU counted
+// while the orders were created (not while they were paid).
+func createOrders(ctx context.Context, client *http.Client, base string, sb *sandbox.Sandbox, cache *tradeCache, setup string, total, workers int,
+	yzpayCPU func() float64) ([]payment, time.Duration, float64, int, error) {
 	type created struct {
 		orderID string
 		qrID    int64
@@ -393,6 +403,7 @@ func createOrders(ctx context.Context, client *http.Client, base string, sb *san
 	out := make([]created, total)
 	var errs atomic.Int64
 	var idx atomic.Int64
+	cpu0 := yzpayCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	prefix := fmt.Sprintf("bench-%s-%d-", setup, start.Unix())
@@ -431,6 +442,7 @@ func createOrders(ctx context.Context, client *http.Client, base string, sb *san
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := yzpayCPU() - cpu0
 	var pays []payment
 	for _, c := range out {
 		if c.qrID == 0 {
@@ -438,23 +450,23 @@ func createOrders(ctx context.Context, client *http.Client, base string, sb *san
 		}
 		tr, err := sb.Pay(ctx, c.qrID, sandbox.PayOptions{BuyerID: "buyer-" + c.orderID, NoPush: true})
 		if err != nil {
-			return nil, 0, 0, fmt.Errorf("sandbox pay: %w", err)
+			return nil, 0, 0, 0, fmt.Errorf("sandbox pay: %w", err)
 		}
 		if cache != nil {
 			if err := cache.precompute(tr.TID); err != nil {
-				return nil, 0, 0, err
+				return nil, 0, 0, 0, err
 			}
 		}
 		body, hdr, err := sb.BuildPush(tr.TID, "trade_TradePaid")
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, 0, err
 		}
 		pays = append(pays, payment{orderID: c.orderID, body: body, header: hdr})
 	}
 	if len(pays) == 0 {
-		return nil, 0, 0, errors.New("no order could be created; see the process logs")
+		return nil, 0, 0, 0, errors.New("no order could be created; see the process logs")
 	}
-	return pays, elapsed, int(errs.Load()), nil
+	return pays, elapsed, cpu, int(errs.Load()), nil
 }
 
 // offer posts pays at rate per second, open loop: each push goes out at its

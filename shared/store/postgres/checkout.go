@@ -33,6 +33,58 @@ func (s *Store) BindCheckout(ctx context.Context, c domain.Checkout) (domain.Che
 	return got, nil
 }
 
+// AttachQRAndCheckout is AttachQR then BindCheckout, atomically, in one
+// round trip: a pgx batch is sent with one Sync, so the server runs it as one
+// implicit transaction, committed after the last statement (and rolled back
+// whole if one fails, e.g. the QR is bound to another order). Each
+// statement reads with its own snapshot, as in the separate calls: the
+// UPDATE waits for a concurrent attacher and then leaves its QR, the INSERT
+// waits for a concurrent binder and then does nothing, and the SELECTs that
+// follow see whichever won.
+func (s *Store) AttachQRAndCheckout(ctx context.Context, qr domain.QRCode, c domain.Checkout) (domain.Order, domain.Checkout, error) {
+	fail := func(err error) (domain.Order, domain.Checkout, error) {
+		return domain.Order{}, domain.Checkout{}, fmt.Errorf("postgres store: attach QR and checkout to %q: %w", c.OrderID, err)
+	}
+	if qr.ID <= 0 {
+		return fail(fmt.Errorf("invalid qr_id %d", qr.ID))
+	}
+	at := now()
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE orders SET qr_id = $2, qr_url = $3, claim_token = NULL, claim_until = NULL, updated_at = $4
+		WHERE order_id = $1 AND qr_id IS NULL`, c.OrderID, qr.ID, qr.URL, at)
+	b.Queue(`INSERT INTO checkouts (token, order_id, return_url, notify_url, created_at)
+		SELECT $1, $2, $3, $5, $4 WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = $2)
+		ON CONFLICT (order_id) DO NOTHING`, c.Token, c.OrderID, c.ReturnURL, at, c.NotifyURL)
+	b.Queue(`SELECT `+orderCols+` FROM orders WHERE order_id = $1`, c.OrderID)
+	b.Queue(`SELECT token, order_id, return_url, notify_url, created_at FROM checkouts WHERE order_id = $1`, c.OrderID)
+	br := s.pool.SendBatch(ctx, b)
+	o, got, err := func() (domain.Order, domain.Checkout, error) {
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return domain.Order{}, domain.Checkout{}, err
+			}
+		}
+		o, err := scanOrder(br.QueryRow())
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = domain.ErrNotFound // no such order (nothing was written)
+		}
+		if err != nil {
+			return domain.Order{}, domain.Checkout{}, err
+		}
+		got, err := scanCheckout(br.QueryRow())
+		return o, got, err
+	}()
+	// Close reads the end of the implicit transaction: a failed commit
+	// shows only here.
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return o, got, nil
+}
+
 // CheckoutByToken returns the checkout page's binding or domain.ErrNotFound.
 func (s *Store) CheckoutByToken(ctx context.Context, token string) (domain.Checkout, error) {
 	c, err := scanCheckout(s.pool.QueryRow(ctx, `SELECT token, order_id, return_url, notify_url, created_at

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -34,11 +33,9 @@ type Store struct {
 	w *sql.DB // the one writer connection
 	r *sql.DB // readers
 
-	// Statements of the payment path, prepared once on the writer
-	// connection: SQLite parsing a statement costs more than running it
-	// (issue 16, docs/performance.md "Hot path").
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt
+	// Fixed statements of the hot paths (order creation, payments,
+	// lookups), each prepared once per pool; see stmtCache.
+	ws, rs *stmtCache
 }
 
 var _ store.Store = (*Store)(nil)
@@ -90,7 +87,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
 	}
-	return &Store{w: w, r: r, stmts: make(map[string]*sql.Stmt)}, nil
+	return &Store{w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r)}, nil
 }
 
 // Migrate applies the pending migrations; it is idempotent. No lock is taken
@@ -123,52 +120,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	var errs []error
-	s.stmtMu.Lock()
-	for q, st := range s.stmts {
-		errs = append(errs, st.Close())
-		delete(s.stmts, q)
-	}
-	s.stmtMu.Unlock()
-	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
-}
-
-// prepared returns query prepared on the writer connection, preparing it on
-// first use. It must be called outside inTx: the writer pool has one
-// connection, which a transaction holds. Inside the transaction,
-// tx.StmtContext reuses the statement already prepared on that connection.
-func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.stmtMu.Lock()
-	st := s.stmts[query]
-	s.stmtMu.Unlock()
-	if st != nil {
-		return st, nil
-	}
-	st, err := s.w.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if old := s.stmts[query]; old != nil {
-		_ = st.Close() // another caller prepared it meanwhile; the copy is not needed
-		return old, nil
-	}
-	s.stmts[query] = st
-	return st, nil
-}
-
-// preparedAll prepares each query (see prepared).
-func (s *Store) preparedAll(ctx context.Context, queries ...string) ([]*sql.Stmt, error) {
-	out := make([]*sql.Stmt, len(queries))
-	for i, q := range queries {
-		st, err := s.prepared(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = st
-	}
-	return out, nil
+	return errors.Join(s.ws.close(), s.rs.close(), s.r.Close(), s.w.Close())
 }
 
 // inTx runs fn in a write transaction on the writer connection.
@@ -208,6 +160,19 @@ func scanOrder(row scanner, extra ...any) (domain.Order, error) {
 	return o, nil
 }
 
+// Statements of order creation (Reserve, AttachQR, AttachQRAndCheckout).
+const (
+	orderByIDSQL     = `SELECT ` + orderCols + ` FROM orders WHERE order_id = ?`
+	reserveInsertSQL = `INSERT INTO orders (order_id, name, price, status, claim_token, claim_until, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+				RETURNING ` + orderCols
+	reserveClaimSQL = `UPDATE orders SET claim_token = ?, claim_until = ?
+			WHERE order_id = ? AND qr_id IS NULL AND (claim_until IS NULL OR claim_until < ?)`
+	attachQRSQL = `UPDATE orders SET qr_id = ?, qr_url = ?, claim_token = NULL, claim_until = NULL, updated_at = ?
+			WHERE order_id = ? AND qr_id IS NULL
+			RETURNING ` + orderCols
+)
+
 // Reserve creates the order or finds it, and hands out the claim to create
 // its QR code. See store.Reservation.
 func (s *Store) Reserve(ctx context.Context, o domain.NewOrder, claimFor time.Duration) (store.Reservation, error) {
@@ -215,18 +180,19 @@ func (s *Store) Reserve(ctx context.Context, o domain.NewOrder, claimFor time.Du
 		return store.Reservation{}, fmt.Errorf("sqlite store: %w", err)
 	}
 	var res store.Reservation
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	// The same statements in the same transaction as before they were
+	// prepared: the claim protocol rests on the transaction, not on how
+	// its statements were parsed.
+	err := s.inTxWith(ctx, []string{orderByIDSQL, reserveInsertSQL, reserveClaimSQL}, func(_ *sql.Tx, st []*sql.Stmt) error {
+		sel, ins, claim := st[0], st[1], st[2]
 		// Taken inside the transaction: writers are serialized, so claim
 		// times are compared in the order the claims were made.
 		now := now()
 		until := toMicro(now.Add(claimFor))
 		token := store.NewClaimToken()
-		ord, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE order_id = ?`, o.OrderID))
+		ord, err := scanOrder(sel.QueryRowContext(ctx, o.OrderID))
 		if errors.Is(err, sql.ErrNoRows) {
-			ord, err = scanOrder(tx.QueryRowContext(ctx, `
-				INSERT INTO orders (order_id, name, price, status, claim_token, claim_until, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-				RETURNING `+orderCols,
+			ord, err = scanOrder(ins.QueryRowContext(ctx,
 				o.OrderID, o.Name, o.Price, domain.StatusWaitBuyerPay, token, until, toMicro(now), toMicro(now)))
 			if err != nil {
 				return err
@@ -246,10 +212,7 @@ func (s *Store) Reserve(ctx context.Context, o domain.NewOrder, claimFor time.Du
 		}
 		// Take the claim only if nobody holds a live one; a dead claim's
 		// holder crashed or gave up.
-		r, err := tx.ExecContext(ctx, `
-			UPDATE orders SET claim_token = ?, claim_until = ?
-			WHERE order_id = ? AND qr_id IS NULL AND (claim_until IS NULL OR claim_until < ?)`,
-			token, until, o.OrderID, toMicro(now))
+		r, err := claim.ExecContext(ctx, token, until, o.OrderID, toMicro(now))
 		if err != nil {
 			return err
 		}
@@ -290,19 +253,9 @@ func (s *Store) AttachQR(ctx context.Context, orderID string, qr domain.QRCode) 
 		return domain.Order{}, fmt.Errorf("sqlite store: attach QR to %q: invalid qr_id %d", orderID, qr.ID)
 	}
 	var o domain.Order
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTxWith(ctx, []string{attachQRSQL, orderByIDSQL}, func(_ *sql.Tx, st []*sql.Stmt) error {
 		var err error
-		o, err = scanOrder(tx.QueryRowContext(ctx, `
-			UPDATE orders SET qr_id = ?, qr_url = ?, claim_token = NULL, claim_until = NULL, updated_at = ?
-			WHERE order_id = ? AND qr_id IS NULL
-			RETURNING `+orderCols, qr.ID, qr.URL, toMicro(now()), orderID))
-		if errors.Is(err, sql.ErrNoRows) {
-			// Either the order does not exist or another QR is already bound.
-			o, err = scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE order_id = ?`, orderID))
-			if errors.Is(err, sql.ErrNoRows) {
-				return domain.ErrNotFound
-			}
-		}
+		o, err = attachQR(ctx, st[0], st[1], orderID, qr)
 		return err
 	})
 	if err != nil {
@@ -311,8 +264,27 @@ func (s *Store) AttachQR(ctx context.Context, orderID string, qr domain.QRCode) 
 	return o, nil
 }
 
+// attachQR is AttachQR's work inside a transaction, on its statements
+// attachQRSQL and orderByIDSQL.
+func attachQR(ctx context.Context, attach, sel *sql.Stmt, orderID string, qr domain.QRCode) (domain.Order, error) {
+	o, err := scanOrder(attach.QueryRowContext(ctx, qr.ID, qr.URL, toMicro(now()), orderID))
+	if errors.Is(err, sql.ErrNoRows) {
+		// Either the order does not exist or another QR is already bound.
+		o, err = scanOrder(sel.QueryRowContext(ctx, orderID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return domain.Order{}, domain.ErrNotFound
+		}
+	}
+	return o, err
+}
+
 func (s *Store) orderWhere(ctx context.Context, what, cond string, arg any) (domain.Order, error) {
-	o, err := scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE `+cond+` LIMIT 1`, arg))
+	// cond is one of a few constants, so the cache stays small.
+	row, err := s.readRow(ctx, `SELECT `+orderCols+` FROM orders WHERE `+cond+` LIMIT 1`, arg)
+	var o domain.Order
+	if err == nil {
+		o, err = scanOrder(row)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Order{}, fmt.Errorf("sqlite store: order with %s %v: %w", what, arg, domain.ErrNotFound)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/store"
@@ -94,5 +95,116 @@ func testNotifyURLs(t *testing.T, s store.Store) {
 	m, err := s.NotifyURLs(ctx(t), []string{"nu-1", "nu-2", "nu-missing"})
 	if err != nil || len(m) != 1 || m["nu-1"] != u {
 		t.Fatalf("NotifyURLs = %v, %v; want only nu-1 → %q", m, err, u)
+	}
+}
+
+// testAttachQRAndCheckout: the one-call completion of an order stores what
+// AttachQR then BindCheckout would, keeps the first QR and the first page on
+// a retry, and writes nothing when it fails.
+func testAttachQRAndCheckout(t *testing.T, s store.Store) {
+	if _, err := s.Reserve(ctx(t), newOrder("aq-1"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	first := domain.Checkout{Token: "tok-aq-1-first-00000000000", OrderID: "aq-1",
+		ReturnURL: "https://shop.example/done", NotifyURL: "https://shop.example/notify"}
+	o, c, err := s.AttachQRAndCheckout(ctx(t), domain.QRCode{ID: 8001, URL: "https://qr.example/8001"}, first)
+	if err != nil {
+		t.Fatalf("AttachQRAndCheckout: %v", err)
+	}
+	if o.OrderID != "aq-1" || o.QRID != 8001 || o.QRURL != "https://qr.example/8001" || o.Status != domain.StatusWaitBuyerPay {
+		t.Fatalf("AttachQRAndCheckout order = %+v", o)
+	}
+	if c.Token != first.Token || c.OrderID != "aq-1" || c.ReturnURL != first.ReturnURL || c.NotifyURL != first.NotifyURL || c.CreatedAt.IsZero() {
+		t.Fatalf("AttachQRAndCheckout checkout = %+v, want %+v with a creation time", c, first)
+	}
+	checkUTC(t, "checkout created_at", c.CreatedAt)
+	if got, err := s.OrderByID(ctx(t), "aq-1"); err != nil || got != o {
+		t.Fatalf("OrderByID = %+v, %v; want %+v", got, err, o)
+	}
+	if got, err := s.CheckoutByToken(ctx(t), first.Token); err != nil || got != c {
+		t.Fatalf("CheckoutByToken = %+v, %v; want %+v", got, err, c)
+	}
+	// The claim is gone with the QR bound: a retry of the create finds it.
+	if r, err := s.Reserve(ctx(t), newOrder("aq-1"), time.Minute); err != nil || r.Claimed || r.Order != o {
+		t.Fatalf("Reserve after AttachQRAndCheckout = %+v, %v; want unclaimed %+v", r, err, o)
+	}
+
+	// A second completion (a lapsed claim's holder) gets the first QR and page.
+	o2, c2, err := s.AttachQRAndCheckout(ctx(t), domain.QRCode{ID: 8002, URL: "u8002"},
+		domain.Checkout{Token: "tok-aq-1-second-0000000000", OrderID: "aq-1"})
+	if err != nil || o2 != o || c2 != c {
+		t.Fatalf("second AttachQRAndCheckout = %+v, %+v, %v; want %+v, %+v", o2, c2, err, o, c)
+	}
+	if _, err := s.CheckoutByToken(ctx(t), "tok-aq-1-second-0000000000"); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("CheckoutByToken(losing token) = %v, want ErrNotFound", err)
+	}
+
+	// An order with its QR but no page yet (AttachQR alone) gets the page.
+	create(t, s, "aq-2", 8003)
+	o3, c3, err := s.AttachQRAndCheckout(ctx(t), domain.QRCode{ID: 8004, URL: "u8004"},
+		domain.Checkout{Token: "tok-aq-2-00000000000000000", OrderID: "aq-2"})
+	if err != nil || o3.QRID != 8003 || c3.Token != "tok-aq-2-00000000000000000" || c3.OrderID != "aq-2" {
+		t.Fatalf("AttachQRAndCheckout on an order with a QR = %+v, %+v, %v; want QR 8003 and the new page", o3, c3, err)
+	}
+
+	// A missing order: ErrNotFound, and no page.
+	if _, _, err := s.AttachQRAndCheckout(ctx(t), domain.QRCode{ID: 8005, URL: "u"},
+		domain.Checkout{Token: "tok-aq-missing-00000000000", OrderID: "aq-missing"}); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("AttachQRAndCheckout(missing order) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.CheckoutByToken(ctx(t), "tok-aq-missing-00000000000"); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("CheckoutByToken after a failed AttachQRAndCheckout = %v, want ErrNotFound", err)
+	}
+
+	// A QR bound to another order fails, and leaves neither QR nor page.
+	if _, err := s.Reserve(ctx(t), newOrder("aq-3"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if o, c, err := s.AttachQRAndCheckout(ctx(t), domain.QRCode{ID: 8001, URL: "u"},
+		domain.Checkout{Token: "tok-aq-3-00000000000000000", OrderID: "aq-3"}); err == nil {
+		t.Fatalf("AttachQRAndCheckout of a QR bound to another order succeeded: %+v, %+v", o, c)
+	}
+	if got, err := s.OrderByID(ctx(t), "aq-3"); err != nil || got.QRID != 0 {
+		t.Fatalf("order after a failed AttachQRAndCheckout = %+v, %v; want no QR", got, err)
+	}
+	if _, err := s.CheckoutByToken(ctx(t), "tok-aq-3-00000000000000000"); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("CheckoutByToken after a failed AttachQRAndCheckout = %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.AttachQRAndCheckout(ctx(t), domain.QRCode{ID: 0, URL: "u"},
+		domain.Checkout{Token: "tok-aq-3-00000000000000000", OrderID: "aq-3"}); err == nil {
+		t.Fatal("AttachQRAndCheckout with qr_id 0 succeeded")
+	}
+}
+
+// testAttachQRAndCheckoutConcurrent: completions of one order racing (a
+// lapsed claim and its successor) agree on one QR and one page.
+func testAttachQRAndCheckoutConcurrent(t *testing.T, s store.Store) {
+	if _, err := s.Reserve(ctx(t), newOrder("aq-race"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[string]int{}
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, c, err := s.AttachQRAndCheckout(ctx(t), domain.QRCode{ID: int64(8100 + i), URL: fmt.Sprintf("u%d", i)},
+				domain.Checkout{Token: fmt.Sprintf("tok-aq-race-%020d", i), OrderID: "aq-race"})
+			if err != nil {
+				t.Errorf("AttachQRAndCheckout: %v", err)
+				return
+			}
+			mu.Lock()
+			seen[fmt.Sprintf("qr %d page %s", o.QRID, c.Token)]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 1 {
+		t.Fatalf("concurrent AttachQRAndCheckout returned %d different results (%v), want 1", len(seen), seen)
 	}
 }

@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OrdersAndDeliveriesByOrder", testByOrder},
 		{"Checkout", testCheckout},
 		{"CheckoutConcurrent", testCheckoutConcurrent},
+		{"AttachQRAndCheckout", testAttachQRAndCheckout},
+		{"AttachQRAndCheckoutConcurrent", testAttachQRAndCheckoutConcurrent},
 		{"NotifyURLs", testNotifyURLs},
 		{"AttemptLog", testAttemptLog},
 		{"OrderTimeline", testOrderTimeline},
@@ -1111,6 +1113,40 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 				b.Fatal(err)
 			}
 			if _, err := s.AttachQR(b.Context(), id, domain.QRCode{ID: int64(i), URL: "u"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// An order as the gateway creates it: the claim, then the QR and the
+	// checkout page in two calls (before issue 16) or in one.
+	b.Run("CreateOrderCheckout", func(b *testing.B) {
+		s := setup(b)
+		i := 0
+		for b.Loop() {
+			i++
+			id := fmt.Sprintf("bench-%d", i)
+			if _, err := s.Reserve(b.Context(), newOrder(id), time.Minute); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.AttachQR(b.Context(), id, domain.QRCode{ID: int64(i), URL: "u"}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.BindCheckout(b.Context(), domain.Checkout{Token: fmt.Sprintf("tok-bench-%020d", i), OrderID: id}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("CreateOrderCheckoutOneCall", func(b *testing.B) {
+		s := setup(b)
+		i := 0
+		for b.Loop() {
+			i++
+			id := fmt.Sprintf("bench-%d", i)
+			if _, err := s.Reserve(b.Context(), newOrder(id), time.Minute); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := s.AttachQRAndCheckout(b.Context(), domain.QRCode{ID: int64(i), URL: "u"},
+				domain.Checkout{Token: fmt.Sprintf("tok-bench-%020d", i), OrderID: id}); err != nil {
 				b.Fatal(err)
 			}
 		}
