@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -477,5 +478,34 @@ func TestCheckoutEventsOverHTTP2(t *testing.T) {
 	e.pay("h2-1", a.QRID)
 	if st, err := s.next(); err != nil || st.State != "paid" {
 		t.Fatalf("state after payment %+v %v", st, err)
+	}
+}
+
+// The page is bound with the QR, by the request that made it: a create whose
+// Youzan call failed binds none, so the merchant's retry may carry another
+// return_url, and the page is the retry's.
+func TestCreateBindsThePageOnlyWithTheQR(t *testing.T) {
+	e := newEnv(t, withReturnHosts("shop.example"), func(c *config.Gateway, _ *gateway.Deps) { c.PublicURL = "https://pay.example" })
+	e.youzan.setErr(errors.New("connection reset"))
+	if r := e.createQR(`{"name":"Tea","price":300,"order_id":"bind-1","return_url":"https://shop.example/a"}`); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("create with Youzan down = %d %s, want 503", r.Status, r.Body)
+	}
+	e.youzan.setErr(nil)
+	r := e.createQR(`{"name":"Tea","price":300,"order_id":"bind-1","return_url":"https://shop.example/b"}`)
+	if r.Status != http.StatusOK {
+		t.Fatalf("retry with another return_url = %d %s, want 200", r.Status, r.Body)
+	}
+	a := decode[checkoutAnswer](t, r)
+	tok, _ := strings.CutPrefix(a.CheckoutURL, "https://pay.example/pay/")
+	c, err := e.store.CheckoutByToken(context.Background(), tok)
+	if err != nil || c.OrderID != "bind-1" || c.ReturnURL != "https://shop.example/b" {
+		t.Fatalf("page of the retry = %+v, %v; want bind-1's with return_url …/b", c, err)
+	}
+	o, err := e.store.OrderByID(context.Background(), "bind-1")
+	if err != nil || o.QRID != a.QRID || o.QRID == 0 {
+		t.Fatalf("order = %+v, %v; want QR %d", o, err, a.QRID)
+	}
+	if r := e.createQR(`{"name":"Tea","price":300,"order_id":"bind-1","return_url":"https://shop.example/a"}`); r.Status != http.StatusConflict {
+		t.Errorf("create with the first return_url after the page = %d %s, want 409", r.Status, r.Body)
 	}
 }
