@@ -257,11 +257,24 @@ func (c *Client) requestToken(ctx context.Context, refresh bool) (string, time.T
 // renewal + retry on 4201/4202/4203, and decode of the business result.
 // decode errors count as the call's outcome for Observe.
 func (c *Client) call(ctx context.Context, api, version string, params any, decode func(json.RawMessage) error) error {
+	return c.do(ctx, api, version, params, func(status int, body []byte) error {
+		res, err := classify(api, status, body)
+		if err != nil {
+			return err
+		}
+		return decode(res)
+	})
+}
+
+// do is call with the whole answer (HTTP status and body) handed to
+// answer, which classifies and decodes it: GetTrade reads its answer in one
+// pass instead of classifying it first and decoding the result again. A
+// Token-kind error from answer renews the token and calls once more; answer
+// must return one only for a classified gateway answer, never for a decode
+// failure.
+func (c *Client) do(ctx context.Context, api, version string, params any, answer func(status int, body []byte) error) error {
 	start := time.Now()
-	res, err := c.invoke(ctx, api, version, params)
-	if err == nil {
-		err = decode(res)
-	}
+	err := c.invoke(ctx, api, version, params, answer)
 	d := time.Since(start)
 	label := c.observe(api, err, d)
 	if err != nil {
@@ -288,38 +301,38 @@ func (c *Client) observe(api string, err error, d time.Duration) string {
 	return label
 }
 
-func (c *Client) invoke(ctx context.Context, api, version string, params any) (json.RawMessage, error) {
+func (c *Client) invoke(ctx context.Context, api, version string, params any, answer func(status int, body []byte) error) error {
 	if params == nil {
 		params = struct{}{}
 	}
 	body, err := json.Marshal(params)
 	if err != nil {
-		return nil, &Error{API: api, Kind: BadRequest, Message: "encode params", err: err}
+		return &Error{API: api, Kind: BadRequest, Message: "encode params", err: err}
 	}
 	tok, err := c.token(ctx, "")
 	if err != nil {
-		return nil, fmt.Errorf("youzan %s: access token: %w", api, err)
+		return fmt.Errorf("youzan %s: access token: %w", api, err)
 	}
-	res, err := c.post(ctx, api, version, tok, body)
+	err = c.post(ctx, api, version, tok, body, answer)
 	var ye *Error
 	if errors.As(err, &ye) && ye.Kind == Token {
 		c.log.Info("youzan: token rejected, renewing once", "api", api, "code", ye.Code)
 		tok, terr := c.token(ctx, tok)
 		if terr != nil {
-			return nil, fmt.Errorf("youzan %s: access token: %w", api, terr)
+			return fmt.Errorf("youzan %s: access token: %w", api, terr)
 		}
-		res, err = c.post(ctx, api, version, tok, body)
+		err = c.post(ctx, api, version, tok, body, answer)
 	}
-	return res, err
+	return err
 }
 
-func (c *Client) post(ctx context.Context, api, version, tok string, body []byte) (json.RawMessage, error) {
+func (c *Client) post(ctx context.Context, api, version, tok string, body []byte, answer func(status int, body []byte) error) error {
 	u := c.base + "/api/" + url.PathEscape(api) + "/" + url.PathEscape(version) + "?access_token=" + url.QueryEscape(tok)
 	status, resp, err := c.send(ctx, api, u, body)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return classify(api, status, resp)
+	return answer(status, resp)
 }
 
 // send POSTs body as JSON with the per-call timeout and maps transport

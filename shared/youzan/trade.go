@@ -76,21 +76,41 @@ func (c *Client) GetTrade(ctx context.Context, tid string) (Trade, error) {
 		return Trade{}, &Error{API: APITradeGet, Kind: BadRequest, Message: "empty tid"}
 	}
 	var t Trade
-	err := c.call(ctx, APITradeGet, "4.0.0", map[string]any{"tid": tid}, func(res json.RawMessage) error {
-		if isEmptyResult(res) {
-			return &Error{API: APITradeGet, Kind: NotFound, Code: codeTradeNotFound, Message: "empty result"}
-		}
+	err := c.do(ctx, APITradeGet, "4.0.0", tradeGetParams{TID: tid}, func(status int, body []byte) error {
 		var err error
-		t, err = ParseTrade(res)
-		switch {
-		case errors.Is(err, ErrNoTrade):
-			return &Error{API: APITradeGet, Kind: NotFound, Message: "result holds no trade", err: err}
-		case err != nil:
-			return &Error{API: APITradeGet, Kind: Protocol, Message: err.Error(), err: err}
-		}
-		return nil
+		t, err = readTradeGet(status, body)
+		return err
 	})
 	return t, err
+}
+
+// tradeGetParams encodes as {"tid":"…"}, as the map it replaces did.
+type tradeGetParams struct {
+	TID string `json:"tid"`
+}
+
+// readTradeGet classifies one trade.get answer and reads the trade in it.
+func readTradeGet(status int, body []byte) (Trade, error) {
+	res, err := classify(APITradeGet, status, body)
+	if err != nil {
+		return Trade{}, err
+	}
+	return tradeFromResult(res)
+}
+
+// tradeFromResult reads the trade in a successful trade.get result.
+func tradeFromResult(res json.RawMessage) (Trade, error) {
+	if isEmptyResult(res) {
+		return Trade{}, &Error{API: APITradeGet, Kind: NotFound, Code: codeTradeNotFound, Message: "empty result"}
+	}
+	t, err := ParseTrade(res)
+	switch {
+	case errors.Is(err, ErrNoTrade):
+		return Trade{}, &Error{API: APITradeGet, Kind: NotFound, Message: "result holds no trade", err: err}
+	case err != nil:
+		return Trade{}, &Error{API: APITradeGet, Kind: Protocol, Message: err.Error(), err: err}
+	}
+	return t, nil
 }
 
 type buyerInfo struct {
