@@ -420,34 +420,48 @@ func present(r json.RawMessage) bool {
 // the order gw_err_resp → error_response → response → success/code.
 // HTTP 200 alone proves nothing: every gateway error arrives with it.
 func classify(api string, status int, body []byte) (json.RawMessage, error) {
+	res, checkRes, err := classifyEnvelope(api, status, body)
+	if err == nil && checkRes {
+		err = checkIsSuccess(api, res)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// classifyEnvelope is classify without the is_success check of the result:
+// checkRes says whether the result is one classify checks. A caller that
+// decodes the result anyway checks is_success in the same pass.
+func classifyEnvelope(api string, status int, body []byte) (res json.RawMessage, checkRes bool, err error) {
 	switch {
 	case status >= 500:
-		return nil, &Error{API: api, Kind: Server, HTTPStatus: status, Message: http.StatusText(status)}
+		return nil, false, &Error{API: api, Kind: Server, HTTPStatus: status, Message: http.StatusText(status)}
 	case status == http.StatusTooManyRequests:
-		return nil, &Error{API: api, Kind: RateLimited, HTTPStatus: status, Message: http.StatusText(status)}
+		return nil, false, &Error{API: api, Kind: RateLimited, HTTPStatus: status, Message: http.StatusText(status)}
 	case status >= 300 && status < 400:
-		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "redirect refused (YOUZAN_API_BASE must name the API host itself)"}
+		return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "redirect refused (YOUZAN_API_BASE must name the API host itself)"}
 	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unparseable body: " + snippet(body), err: err}
+		return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unparseable body: " + snippet(body), err: err}
 	}
 	switch {
 	case present(env.GwErr):
 		var g gwErr
 		if err := json.Unmarshal(env.GwErr, &g); err != nil {
-			return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad gw_err_resp", err: err}
+			return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad gw_err_resp", err: err}
 		}
 		code, _ := strconv.Atoi(string(g.ErrCode))
 		msg := string(g.ErrMsg)
 		if msg == "" {
 			msg = string(g.ErrMessage)
 		}
-		return nil, &Error{API: api, Kind: gatewayKind(code), Code: code, Message: msg, HTTPStatus: status}
+		return nil, false, &Error{API: api, Kind: gatewayKind(code), Code: code, Message: msg, HTTPStatus: status}
 	case present(env.ErrResp):
 		var l legacyErr
 		if err := json.Unmarshal(env.ErrResp, &l); err != nil {
-			return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad error_response", err: err}
+			return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad error_response", err: err}
 		}
 		code, _ := strconv.Atoi(string(l.Code))
 		msg := string(l.Msg)
@@ -457,12 +471,9 @@ func classify(api string, status int, body []byte) (json.RawMessage, error) {
 		if l.SubMsg != "" {
 			msg += " / " + string(l.SubMsg)
 		}
-		return nil, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
+		return nil, false, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
 	case present(env.Response):
-		if err := checkIsSuccess(api, env.Response); err != nil {
-			return nil, err
-		}
-		return env.Response, nil
+		return env.Response, true, nil
 	case env.Success != nil || env.Code != "":
 		code, _ := strconv.Atoi(string(env.Code))
 		ok := code == 200
@@ -474,17 +485,14 @@ func classify(api string, status int, body []byte) (json.RawMessage, error) {
 			msg = string(env.Msg)
 		}
 		if !ok {
-			return nil, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
+			return nil, false, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
 		}
-		if err := checkIsSuccess(api, env.Data); err != nil {
-			return nil, err
-		}
-		return env.Data, nil
+		return env.Data, true, nil
 	}
 	if status != http.StatusOK {
-		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unexpected HTTP status: " + snippet(body)}
+		return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unexpected HTTP status: " + snippet(body)}
 	}
-	return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unrecognised envelope: " + snippet(body)}
+	return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unrecognised envelope: " + snippet(body)}
 }
 
 // checkIsSuccess honours the is_success:false some result objects carry

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // YuanToFen converts a decimal yuan amount ("0.01", "11.00", "3") to integer
@@ -54,8 +55,8 @@ func JSONYuanToFen(raw []byte) (int64, error) {
 		return 0, nil
 	}
 	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, err := unquote(raw)
+		if err != nil {
 			return 0, fmt.Errorf("youzan: bad amount: %w", err)
 		}
 		if s == "" {
@@ -79,8 +80,8 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := unquote(b)
+		if err != nil {
 			return err
 		}
 		b = []byte(s)
@@ -121,8 +122,8 @@ func (t *text) UnmarshalJSON(b []byte) error {
 	case string(b) == "null":
 		*t = ""
 	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := unquote(b)
+		if err != nil {
 			return err
 		}
 		*t = text(s)
@@ -139,4 +140,27 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// unquote is json.Unmarshal of a JSON string into a string, without it when
+// the text between the quotes is the value: no escape, no quote, no control
+// byte, valid UTF-8 (encoding/json replaces invalid bytes). The custom
+// decoders above run once per field of every trade.get answer.
+func unquote(raw []byte) (string, error) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		in := raw[1 : n-1]
+		simple := true
+		for _, c := range in {
+			if c == '"' || c == '\\' || c < 0x20 {
+				simple = false
+				break
+			}
+		}
+		if simple && utf8.Valid(in) {
+			return string(in), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
 }

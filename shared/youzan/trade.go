@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -90,12 +91,40 @@ type tradeGetParams struct {
 }
 
 // readTradeGet classifies one trade.get answer and reads the trade in it.
+// The result is decoded once, is_success and the trade together; only a
+// result that decoding finds fault with goes through classify's separate
+// is_success check and ParseTrade, which then say what is wrong exactly as
+// before.
 func readTradeGet(status int, body []byte) (Trade, error) {
-	res, err := classify(APITradeGet, status, body)
+	res, checkRes, err := classifyEnvelope(APITradeGet, status, body)
 	if err != nil {
 		return Trade{}, err
 	}
-	return tradeFromResult(res)
+	var r struct {
+		tradeResult
+		IsSuccess *bool `json:"is_success"`
+	}
+	if json.Unmarshal(res, &r) != nil {
+		if checkRes {
+			if err := checkIsSuccess(APITradeGet, res); err != nil {
+				return Trade{}, err
+			}
+		}
+		return tradeFromResult(res)
+	}
+	// Decoded without error, so checkIsSuccess's own decode would have
+	// found the same is_success, and ParseTrade the same trade.
+	if checkRes && r.IsSuccess != nil && !*r.IsSuccess {
+		return Trade{}, &Error{API: APITradeGet, Kind: Business, HTTPStatus: http.StatusOK, Message: "is_success is false"}
+	}
+	if isEmptyResult(res) {
+		return Trade{}, &Error{API: APITradeGet, Kind: NotFound, Code: codeTradeNotFound, Message: "empty result"}
+	}
+	t, err := r.trade()
+	if err != nil {
+		return Trade{}, &Error{API: APITradeGet, Kind: NotFound, Message: "result holds no trade", err: err}
+	}
+	return t, nil
 }
 
 // tradeFromResult reads the trade in a successful trade.get result.
@@ -195,6 +224,11 @@ func ParseTrade(result []byte) (Trade, error) {
 	if err := json.Unmarshal(result, &r); err != nil {
 		return Trade{}, fmt.Errorf("youzan: decode trade: %w", err)
 	}
+	return r.trade()
+}
+
+// trade normalises a decoded result; its only error is ErrNoTrade.
+func (r *tradeResult) trade() (Trade, error) {
 	var t Trade
 	var isPayed flexBool
 	var payTime text

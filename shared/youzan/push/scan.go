@@ -1,0 +1,320 @@
+package push
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// scanner reads the JSON of a push in one pass: it checks the syntax of the
+// whole text and hands each member of the objects it is asked about to a
+// visitor, without building anything. It is at least as strict as
+// encoding/json and never interprets what it is unsure of: keys with escapes
+// or non-ASCII bytes, nesting deeper than encoding/json's limit, anything it
+// refuses. On any of those the caller goes back to encoding/json, which then
+// gives the answer, so the fast path changes speed, not results.
+type scanner struct {
+	data  []byte
+	i     int
+	depth int
+}
+
+// maxDepth is encoding/json's nesting limit; deeper input goes to it.
+const maxDepth = 10000
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isHex(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func (s *scanner) ws() {
+	for s.i < len(s.data) && isSpace(s.data[s.i]) {
+		s.i++
+	}
+}
+
+// whole reads data as one value followed by nothing but white space,
+// visiting the members of a top-level object with visit (nil: check only).
+func (s *scanner) whole(visit func(key []byte) bool) bool {
+	s.ws()
+	if visit != nil {
+		if s.i >= len(s.data) || s.data[s.i] != '{' || !s.object(visit) {
+			return false
+		}
+	} else if !s.value() {
+		return false
+	}
+	s.ws()
+	return s.i == len(s.data)
+}
+
+// validJSON is json.Valid, fast on what the scanner reads.
+func validJSON(b []byte) bool {
+	s := scanner{data: b}
+	return s.whole(nil) || json.Valid(b)
+}
+
+// value checks one value at s.i and moves past it.
+func (s *scanner) value() bool {
+	if s.i >= len(s.data) {
+		return false
+	}
+	switch s.data[s.i] {
+	case '{':
+		return s.object(nil)
+	case '[':
+		return s.array()
+	case '"':
+		_, ok := s.str()
+		return ok
+	case 't':
+		return s.lit("true")
+	case 'f':
+		return s.lit("false")
+	case 'n':
+		return s.lit("null")
+	}
+	return s.number()
+}
+
+// capture checks the value at s.i and stores its text in dst.
+func (s *scanner) capture(dst *[]byte) bool {
+	start := s.i
+	if !s.value() {
+		return false
+	}
+	*dst = s.data[start:s.i]
+	return true
+}
+
+// sub visits the members of the object at s.i; any other value is checked
+// and skipped. This is how encoding/json fills a struct field: null or a
+// value of another type leaves it as it was.
+func (s *scanner) sub(visit func(key []byte) bool) bool {
+	if s.i < len(s.data) && s.data[s.i] == '{' {
+		return s.object(visit)
+	}
+	return s.value()
+}
+
+func (s *scanner) lit(w string) bool {
+	if len(s.data)-s.i < len(w) || string(s.data[s.i:s.i+len(w)]) != w {
+		return false
+	}
+	s.i += len(w)
+	return true
+}
+
+func (s *scanner) number() bool {
+	d, i := s.data, s.i
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(d):
+		return false
+	case d[i] == '0':
+		i++
+	case d[i] >= '1' && d[i] <= '9':
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		j := i
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		j := i
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	s.i = i
+	return true
+}
+
+// str checks the string at s.i. plain: it has no escape and no byte
+// outside ASCII, so its text between the quotes is its value.
+func (s *scanner) str() (plain, ok bool) {
+	d := s.data
+	plain = true
+	for i := s.i + 1; i < len(d); {
+		c := d[i]
+		switch {
+		case c == '"':
+			s.i = i + 1
+			return plain, true
+		case c == '\\':
+			plain = false
+			i++
+			if i >= len(d) {
+				return false, false
+			}
+			switch d[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				if len(d)-i < 5 || !isHex(d[i+1]) || !isHex(d[i+2]) || !isHex(d[i+3]) || !isHex(d[i+4]) {
+					return false, false
+				}
+				i += 5
+			default:
+				return false, false
+			}
+		case c < 0x20:
+			return false, false
+		default:
+			if c >= utf8.RuneSelf {
+				plain = false
+			}
+			i++
+		}
+	}
+	return false, false
+}
+
+// object reads the object at s.i. With visit, each key is passed to it with
+// s at the member's value, which visit must read (skip, capture or sub);
+// a key that is not plain ends the scan (the caller falls back).
+func (s *scanner) object(visit func(key []byte) bool) bool {
+	s.depth++
+	if s.depth > maxDepth {
+		return false
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.data) && s.data[s.i] == '}' {
+		s.i++
+		s.depth--
+		return true
+	}
+	for {
+		if s.i >= len(s.data) || s.data[s.i] != '"' {
+			return false
+		}
+		k := s.i + 1
+		plain, ok := s.str()
+		if !ok {
+			return false
+		}
+		key := s.data[k : s.i-1]
+		s.ws()
+		if s.i >= len(s.data) || s.data[s.i] != ':' {
+			return false
+		}
+		s.i++
+		s.ws()
+		if visit != nil {
+			if !plain || !visit(key) {
+				return false
+			}
+		} else if !s.value() {
+			return false
+		}
+		s.ws()
+		if s.i >= len(s.data) {
+			return false
+		}
+		switch s.data[s.i] {
+		case ',':
+			s.i++
+			s.ws()
+		case '}':
+			s.i++
+			s.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (s *scanner) array() bool {
+	s.depth++
+	if s.depth > maxDepth {
+		return false
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.data) && s.data[s.i] == ']' {
+		s.i++
+		s.depth--
+		return true
+	}
+	for {
+		if !s.value() {
+			return false
+		}
+		s.ws()
+		if s.i >= len(s.data) {
+			return false
+		}
+		switch s.data[s.i] {
+		case ',':
+			s.i++
+			s.ws()
+		case ']':
+			s.i++
+			s.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// foldKey is encoding/json's struct field matching for an ASCII key: equal
+// but for the case of letters. name is lower case.
+func foldKey(key []byte, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != name[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// unquote is json.Unmarshal of a JSON string into a string, without it when
+// the text between the quotes is the value: no escape, no quote, no control
+// byte, valid UTF-8 (encoding/json replaces invalid bytes).
+func unquote(raw []byte) (string, error) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		in := raw[1 : n-1]
+		simple := true
+		for _, c := range in {
+			if c == '"' || c == '\\' || c < 0x20 {
+				simple = false
+				break
+			}
+		}
+		if simple && utf8.Valid(in) {
+			return string(in), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
