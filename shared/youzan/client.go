@@ -228,7 +228,7 @@ func (c *Client) requestToken(ctx context.Context, refresh bool) (string, time.T
 	if err != nil {
 		return "", time.Time{}, &Error{API: api, Kind: Protocol, Message: "encode request", err: err}
 	}
-	status, resp, err := c.send(ctx, api, c.base+"/auth/token", body)
+	status, resp, err := c.send(ctx, api, c.base+"/auth/token", body, nil)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -328,16 +328,32 @@ func (c *Client) invoke(ctx context.Context, api, version string, params any, an
 
 func (c *Client) post(ctx context.Context, api, version, tok string, body []byte, answer func(status int, body []byte) error) error {
 	u := c.base + "/api/" + url.PathEscape(api) + "/" + url.PathEscape(version) + "?access_token=" + url.QueryEscape(tok)
-	status, resp, err := c.send(ctx, api, u, body)
+	buf := answerBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledAnswer {
+			answerBufs.Put(buf)
+		}
+	}()
+	status, resp, err := c.send(ctx, api, u, body, buf)
 	if err != nil {
 		return err
 	}
 	return answer(status, resp)
 }
 
+// answerBufs hold API answers between calls. An answer function keeps
+// nothing that shares the body's memory (everything it returns is decoded
+// into strings and numbers of their own), so the buffer is reused once it
+// returns. Larger answers than maxPooledAnswer are left to the collector.
+var answerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledAnswer = 64 << 10
+
 // send POSTs body as JSON with the per-call timeout and maps transport
-// failures to *Error without the URL (which carries the token).
-func (c *Client) send(ctx context.Context, api, u string, body []byte) (int, []byte, error) {
+// failures to *Error without the URL (which carries the token). The answer
+// is read into dst when given (its memory is then dst's).
+func (c *Client) send(ctx context.Context, api, u string, body []byte, dst *bytes.Buffer) (int, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, ctxError(api, err)
 	}
@@ -354,7 +370,13 @@ func (c *Client) send(ctx context.Context, api, u string, body []byte) (int, []b
 		return 0, nil, transportError(ctx, api, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	var b []byte
+	if dst != nil {
+		_, err = dst.ReadFrom(io.LimitReader(resp.Body, maxBody))
+		b = dst.Bytes()
+	} else {
+		b, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	}
 	if err != nil {
 		return resp.StatusCode, nil, transportError(ctx, api, err)
 	}
@@ -420,8 +442,8 @@ func present(r json.RawMessage) bool {
 // the order gw_err_resp → error_response → response → success/code.
 // HTTP 200 alone proves nothing: every gateway error arrives with it.
 func classify(api string, status int, body []byte) (json.RawMessage, error) {
-	res, checkRes, err := classifyEnvelope(api, status, body)
-	if err == nil && checkRes {
+	res, err := classifyEnvelope(api, status, body)
+	if err == nil {
 		err = checkIsSuccess(api, res)
 	}
 	if err != nil {
@@ -431,37 +453,39 @@ func classify(api string, status int, body []byte) (json.RawMessage, error) {
 }
 
 // classifyEnvelope is classify without the is_success check of the result:
-// checkRes says whether the result is one classify checks. A caller that
-// decodes the result anyway checks is_success in the same pass.
-func classifyEnvelope(api string, status int, body []byte) (res json.RawMessage, checkRes bool, err error) {
+// a caller that decodes the result anyway checks it in the same pass.
+func classifyEnvelope(api string, status int, body []byte) (json.RawMessage, error) {
 	switch {
 	case status >= 500:
-		return nil, false, &Error{API: api, Kind: Server, HTTPStatus: status, Message: http.StatusText(status)}
+		return nil, &Error{API: api, Kind: Server, HTTPStatus: status, Message: http.StatusText(status)}
 	case status == http.StatusTooManyRequests:
-		return nil, false, &Error{API: api, Kind: RateLimited, HTTPStatus: status, Message: http.StatusText(status)}
+		return nil, &Error{API: api, Kind: RateLimited, HTTPStatus: status, Message: http.StatusText(status)}
 	case status >= 300 && status < 400:
-		return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "redirect refused (YOUZAN_API_BASE must name the API host itself)"}
+		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "redirect refused (YOUZAN_API_BASE must name the API host itself)"}
 	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unparseable body: " + snippet(body), err: err}
+	if !env.scan(body) {
+		env = envelope{}
+		if err := json.Unmarshal(body, &env); err != nil {
+			return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unparseable body: " + snippet(body), err: err}
+		}
 	}
 	switch {
 	case present(env.GwErr):
 		var g gwErr
 		if err := json.Unmarshal(env.GwErr, &g); err != nil {
-			return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad gw_err_resp", err: err}
+			return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad gw_err_resp", err: err}
 		}
 		code, _ := strconv.Atoi(string(g.ErrCode))
 		msg := string(g.ErrMsg)
 		if msg == "" {
 			msg = string(g.ErrMessage)
 		}
-		return nil, false, &Error{API: api, Kind: gatewayKind(code), Code: code, Message: msg, HTTPStatus: status}
+		return nil, &Error{API: api, Kind: gatewayKind(code), Code: code, Message: msg, HTTPStatus: status}
 	case present(env.ErrResp):
 		var l legacyErr
 		if err := json.Unmarshal(env.ErrResp, &l); err != nil {
-			return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad error_response", err: err}
+			return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "bad error_response", err: err}
 		}
 		code, _ := strconv.Atoi(string(l.Code))
 		msg := string(l.Msg)
@@ -471,9 +495,9 @@ func classifyEnvelope(api string, status int, body []byte) (res json.RawMessage,
 		if l.SubMsg != "" {
 			msg += " / " + string(l.SubMsg)
 		}
-		return nil, false, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
+		return nil, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
 	case present(env.Response):
-		return env.Response, true, nil
+		return env.Response, nil
 	case env.Success != nil || env.Code != "":
 		code, _ := strconv.Atoi(string(env.Code))
 		ok := code == 200
@@ -485,14 +509,14 @@ func classifyEnvelope(api string, status int, body []byte) (res json.RawMessage,
 			msg = string(env.Msg)
 		}
 		if !ok {
-			return nil, false, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
+			return nil, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
 		}
-		return env.Data, true, nil
+		return env.Data, nil
 	}
 	if status != http.StatusOK {
-		return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unexpected HTTP status: " + snippet(body)}
+		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unexpected HTTP status: " + snippet(body)}
 	}
-	return nil, false, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unrecognised envelope: " + snippet(body)}
+	return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unrecognised envelope: " + snippet(body)}
 }
 
 // checkIsSuccess honours the is_success:false some result objects carry

@@ -2,13 +2,13 @@ package youzan
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/yzpay/yzpay/shared/youzan/internal/jsonscan"
 )
 
 // YuanToFen converts a decimal yuan amount ("0.01", "11.00", "3") to integer
@@ -55,7 +55,7 @@ func JSONYuanToFen(raw []byte) (int64, error) {
 		return 0, nil
 	}
 	if raw[0] == '"' {
-		s, err := unquote(raw)
+		s, err := jsonscan.Unquote(raw)
 		if err != nil {
 			return 0, fmt.Errorf("youzan: bad amount: %w", err)
 		}
@@ -80,7 +80,7 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if len(b) > 0 && b[0] == '"' {
-		s, err := unquote(b)
+		s, err := jsonscan.Unquote(b)
 		if err != nil {
 			return err
 		}
@@ -122,7 +122,7 @@ func (t *text) UnmarshalJSON(b []byte) error {
 	case string(b) == "null":
 		*t = ""
 	case len(b) > 0 && b[0] == '"':
-		s, err := unquote(b)
+		s, err := jsonscan.Unquote(b)
 		if err != nil {
 			return err
 		}
@@ -140,27 +140,4 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// unquote is json.Unmarshal of a JSON string into a string, without it when
-// the text between the quotes is the value: no escape, no quote, no control
-// byte, valid UTF-8 (encoding/json replaces invalid bytes). The custom
-// decoders above run once per field of every trade.get answer.
-func unquote(raw []byte) (string, error) {
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
-		in := raw[1 : n-1]
-		simple := true
-		for _, c := range in {
-			if c == '"' || c == '\\' || c < 0x20 {
-				simple = false
-				break
-			}
-		}
-		if simple && utf8.Valid(in) {
-			return string(in), nil
-		}
-	}
-	var s string
-	err := json.Unmarshal(raw, &s)
-	return s, err
 }

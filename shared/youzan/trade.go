@@ -91,30 +91,30 @@ type tradeGetParams struct {
 }
 
 // readTradeGet classifies one trade.get answer and reads the trade in it.
-// The result is decoded once, is_success and the trade together; only a
+// The result is read once, is_success and the trade together, by the
+// scanner (else by encoding/json, which fills the same struct); only a
 // result that decoding finds fault with goes through classify's separate
 // is_success check and ParseTrade, which then say what is wrong exactly as
 // before.
 func readTradeGet(status int, body []byte) (Trade, error) {
-	res, checkRes, err := classifyEnvelope(APITradeGet, status, body)
+	res, err := classifyEnvelope(APITradeGet, status, body)
 	if err != nil {
 		return Trade{}, err
 	}
-	var r struct {
-		tradeResult
-		IsSuccess *bool `json:"is_success"`
+	var r tradeGetResult
+	if !r.scan(res) {
+		r = tradeGetResult{}
+		err = json.Unmarshal(res, &r)
 	}
-	if json.Unmarshal(res, &r) != nil {
-		if checkRes {
-			if err := checkIsSuccess(APITradeGet, res); err != nil {
-				return Trade{}, err
-			}
+	if err != nil {
+		if err := checkIsSuccess(APITradeGet, res); err != nil {
+			return Trade{}, err
 		}
 		return tradeFromResult(res)
 	}
 	// Decoded without error, so checkIsSuccess's own decode would have
 	// found the same is_success, and ParseTrade the same trade.
-	if checkRes && r.IsSuccess != nil && !*r.IsSuccess {
+	if r.IsSuccess != nil && !*r.IsSuccess {
 		return Trade{}, &Error{API: APITradeGet, Kind: Business, HTTPStatus: http.StatusOK, Message: "is_success is false"}
 	}
 	if isEmptyResult(res) {
@@ -174,44 +174,48 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 
 type tradeResult struct {
 	// 4.0.x and trade_TradePaid / trade_TradeCreate push messages.
-	FullOrderInfo *struct {
-		OrderInfo struct {
-			TID        text `json:"tid"`
-			Status     text `json:"status"`
-			PayTypeStr text `json:"pay_type_str"`
-			PayTime    text `json:"pay_time"`
-			OrderTags  struct {
-				IsPayed flexBool `json:"is_payed"`
-			} `json:"order_tags"`
-		} `json:"order_info"`
-		BuyerInfo buyerInfo `json:"buyer_info"`
-		PayInfo   struct {
-			Payment Fen `json:"payment"`
-		} `json:"pay_info"`
-		QRCodeInfo struct {
-			QRCodeID ID `json:"qrcode_id"` // 4.0.1+ docs
-		} `json:"qrcode_info"`
-	} `json:"full_order_info"`
-	QRInfo struct {
+	FullOrderInfo *fullOrderInfo `json:"full_order_info"`
+	QRInfo        struct {
 		QRID ID `json:"qr_id"` // 4.0.0 as observed, and push msg
 	} `json:"qr_info"`
 
 	// 3.0.0: {"trade": {...}}; also the V1 "TRADE" push.
-	Trade *struct {
-		TID      text      `json:"tid"`
-		Status   text      `json:"status"`
-		QRID     ID        `json:"qr_id"`
-		Payment  Fen       `json:"payment"`
-		PayType  text      `json:"pay_type"`
-		PayTime  text      `json:"pay_time"`
-		FansInfo buyerInfo `json:"fans_info"`
-	} `json:"trade"`
+	Trade *tradeV3 `json:"trade"`
 
 	// Flat legacy TRADE_ORDER_STATE msg: {tid, status, payment, update_time}.
 	TID     text `json:"tid"`
 	Status  text `json:"status"`
 	Payment Fen  `json:"payment"`
 	PayType text `json:"pay_type"`
+}
+
+type fullOrderInfo struct {
+	OrderInfo struct {
+		TID        text `json:"tid"`
+		Status     text `json:"status"`
+		PayTypeStr text `json:"pay_type_str"`
+		PayTime    text `json:"pay_time"`
+		OrderTags  struct {
+			IsPayed flexBool `json:"is_payed"`
+		} `json:"order_tags"`
+	} `json:"order_info"`
+	BuyerInfo buyerInfo `json:"buyer_info"`
+	PayInfo   struct {
+		Payment Fen `json:"payment"`
+	} `json:"pay_info"`
+	QRCodeInfo struct {
+		QRCodeID ID `json:"qrcode_id"` // 4.0.1+ docs
+	} `json:"qrcode_info"`
+}
+
+type tradeV3 struct {
+	TID      text      `json:"tid"`
+	Status   text      `json:"status"`
+	QRID     ID        `json:"qr_id"`
+	Payment  Fen       `json:"payment"`
+	PayType  text      `json:"pay_type"`
+	PayTime  text      `json:"pay_time"`
+	FansInfo buyerInfo `json:"fans_info"`
 }
 
 // ParseTrade normalises a youzan.trade.get business result (the content of

@@ -24,6 +24,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/yzpay/yzpay/shared/youzan/internal/jsonscan"
 )
 
 var (
@@ -133,7 +136,7 @@ func EventSign(clientID string, body []byte, clientSecret string) string {
 // On success the result equals Parse(body).
 func Verify(body []byte, header http.Header, clientID, clientSecret string) (Push, error) {
 	if es := strings.TrimSpace(header.Get("Event-Sign")); es != "" {
-		if !equalHex(EventSign(clientID, body, clientSecret), es) {
+		if !signMatches(clientID, body, clientSecret, es) {
 			return Push{}, fmt.Errorf("%w: Event-Sign does not match", ErrBadSignature)
 		}
 		p, _, err := parse(body)
@@ -153,17 +156,32 @@ func Verify(body []byte, header http.Header, clientID, clientSecret string) (Pus
 		}
 		return Push{}, fmt.Errorf("%w: no Event-Sign header and no sign field", ErrBadSignature)
 	}
-	if !equalHex(BodySign(clientID, r.rawMsg, clientSecret), r.sign) {
+	if !signMatches(clientID, r.rawMsg, clientSecret, r.sign) {
 		return Push{}, fmt.Errorf("%w: body sign does not match", ErrBadSignature)
 	}
 	p.Auth = AuthBodySign
 	return p, nil
 }
 
+// signMatches reports whether got is the signature of data (EventSign over
+// the body, BodySign over msg), computed on a pooled buffer.
+func signMatches(clientID string, data []byte, clientSecret, got string) bool {
+	bp := signBufs.Get().(*[]byte)
+	b := append(append(append((*bp)[:0], clientID...), data...), clientSecret...)
+	sum := md5.Sum(b)
+	*bp = b
+	signBufs.Put(bp)
+	var want [2 * md5.Size]byte
+	hex.Encode(want[:], sum[:])
+	return equalHex(want[:], got)
+}
+
+var signBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
 // equalHex compares a computed lowercase hex digest with a received one in
 // constant time; the received one may be upper-case.
-func equalHex(want, got string) bool {
-	return subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(got))) == 1
+func equalHex(want []byte, got string) bool {
+	return subtle.ConstantTimeCompare(want, []byte(strings.ToLower(got))) == 1
 }
 
 // Parse parses body without checking any signature, for re-reading a receipt
@@ -175,7 +193,7 @@ func Parse(body []byte) (Push, error) {
 
 // signed holds what the body signature covers.
 type signed struct {
-	rawMsg string
+	rawMsg []byte
 	sign   string
 }
 
@@ -188,8 +206,8 @@ type bodyFields struct {
 
 // scan reads body in one pass; false sends it to decode.
 func (f *bodyFields) scan(body []byte) bool {
-	s := scanner{data: body}
-	return s.whole(func(k []byte) bool {
+	s := jsonscan.New(body)
+	return s.Whole(func(k []byte) bool {
 		// Keys compare exactly, as map keys do.
 		var dst *[]byte
 		switch string(k) {
@@ -216,9 +234,9 @@ func (f *bodyFields) scan(body []byte) bool {
 		case "msg":
 			dst = &f.msg
 		default:
-			return s.value()
+			return s.Skip()
 		}
-		return s.capture(dst)
+		return s.Capture(dst)
 	})
 }
 
@@ -296,8 +314,8 @@ func parse(body []byte) (Push, signed, error) {
 	if err != nil {
 		return Push{}, signed{}, err
 	}
-	if s.rawMsg != "" {
-		sum := sha256.Sum256([]byte(s.rawMsg))
+	if len(s.rawMsg) != 0 {
+		sum := sha256.Sum256(s.rawMsg)
 		p.msgSum = hex.EncodeToString(sum[:20])
 	}
 	p.TID = p.ID
@@ -319,12 +337,13 @@ func validType(t string) bool {
 	return true
 }
 
-// decodeMsg returns the string the body signature covers and the decoded
-// msg JSON.
-func decodeMsg(raw json.RawMessage) (string, json.RawMessage, error) {
+// decodeMsg returns the text the body signature covers (the msg string's
+// value; it may share raw's memory) and the decoded msg JSON (never
+// sharing it).
+func decodeMsg(raw json.RawMessage) ([]byte, json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil, nil
+		return nil, nil, nil
 	}
 	switch raw[0] {
 	case '{':
@@ -332,38 +351,81 @@ func decodeMsg(raw json.RawMessage) (string, json.RawMessage, error) {
 		// then covers its raw text is unconfirmed; such messages come with
 		// Event-Sign. The body parser hands over valid JSON; another caller
 		// may not (found by FuzzDecodeMsg).
-		if !validJSON(raw) {
-			return "", nil, fmt.Errorf("%w: msg object is not JSON", ErrMalformed)
+		if !jsonscan.Valid(raw) {
+			return nil, nil, fmt.Errorf("%w: msg object is not JSON", ErrMalformed)
 		}
-		return string(raw), append(json.RawMessage(nil), raw...), nil
+		return raw, append(json.RawMessage(nil), raw...), nil
 	case '"':
 	default:
-		return "", nil, fmt.Errorf("%w: msg is neither a string nor an object", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: msg is neither a string nor an object", ErrMalformed)
 	}
-	s, err := unquote(raw)
-	if err != nil {
-		return "", nil, fmt.Errorf("%w: msg: %v", ErrMalformed, err)
+	s, ok := jsonscan.UnquotePlain(raw)
+	if !ok {
+		u, err := jsonscan.Unquote(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: msg: %v", ErrMalformed, err)
+		}
+		s = []byte(u)
 	}
-	t := strings.TrimSpace(s)
-	if t == "" {
+	t := bytes.TrimSpace(s)
+	if len(t) == 0 {
 		return s, nil, nil
 	}
 	// A msg that is already JSON was not URL-encoded; decoding it would turn
 	// a literal '+' into a space.
-	if (t[0] == '{' || t[0] == '[') && validJSON([]byte(t)) {
-		return s, json.RawMessage(t), nil
+	if (t[0] == '{' || t[0] == '[') && jsonscan.Valid(t) {
+		return s, append(json.RawMessage(nil), t...), nil
 	}
 	// Full form decoding (%XX and '+' as space) reads both the 2017/2018
 	// partial escaping and the 2021 form encoding
 	// (docs/youzan.md#push-msg-encoding).
-	dec, err := url.QueryUnescape(s)
-	if err != nil {
-		return "", nil, fmt.Errorf("%w: msg is not URL-encoded: %v", ErrMalformed, err)
+	dec, ok := formUnescape(s)
+	if !ok {
+		d, err := url.QueryUnescape(string(s))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: msg is not URL-encoded: %v", ErrMalformed, err)
+		}
+		dec = []byte(d)
 	}
-	if !validJSON([]byte(dec)) {
-		return "", nil, fmt.Errorf("%w: decoded msg is not JSON", ErrMalformed)
+	if !jsonscan.Valid(dec) {
+		return nil, nil, fmt.Errorf("%w: decoded msg is not JSON", ErrMalformed)
 	}
-	return s, json.RawMessage(strings.TrimSpace(dec)), nil
+	return s, bytes.TrimSpace(dec), nil
+}
+
+// formUnescape is url.QueryUnescape into new memory, for text whose every
+// '%' starts a valid escape; false otherwise (QueryUnescape then says why).
+func formUnescape(s []byte) ([]byte, bool) {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%':
+			if i+2 >= len(s) || !isHexDigit(s[i+1]) || !isHexDigit(s[i+2]) {
+				return nil, false
+			}
+			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		case '+':
+			out = append(out, ' ')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, true
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // msgFields are the texts of the msg members probeMsg reads, found as
@@ -377,57 +439,57 @@ type msgFields struct {
 
 // scan reads msg in one pass; false sends it to decode.
 func (m *msgFields) scan(msg []byte) bool {
-	s := scanner{data: msg}
-	return s.whole(func(k []byte) bool {
+	s := jsonscan.New(msg)
+	return s.Whole(func(k []byte) bool {
 		switch {
-		case foldKey(k, "tid"):
-			return s.capture(&m.tid)
-		case foldKey(k, "status"):
-			return s.capture(&m.status)
-		case foldKey(k, "qr_info"):
-			return s.sub(func(k []byte) bool {
-				if foldKey(k, "qr_id") {
-					return s.capture(&m.qrID)
+		case jsonscan.FoldKey(k, "tid"):
+			return s.Capture(&m.tid)
+		case jsonscan.FoldKey(k, "status"):
+			return s.Capture(&m.status)
+		case jsonscan.FoldKey(k, "qr_info"):
+			return s.Sub(func(k []byte) bool {
+				if jsonscan.FoldKey(k, "qr_id") {
+					return s.Capture(&m.qrID)
 				}
-				return s.value()
+				return s.Skip()
 			})
-		case foldKey(k, "full_order_info"):
-			return s.sub(func(k []byte) bool {
+		case jsonscan.FoldKey(k, "full_order_info"):
+			return s.Sub(func(k []byte) bool {
 				switch {
-				case foldKey(k, "order_info"):
-					return s.sub(func(k []byte) bool {
+				case jsonscan.FoldKey(k, "order_info"):
+					return s.Sub(func(k []byte) bool {
 						switch {
-						case foldKey(k, "tid"):
-							return s.capture(&m.orderTID)
-						case foldKey(k, "status"):
-							return s.capture(&m.orderStatus)
+						case jsonscan.FoldKey(k, "tid"):
+							return s.Capture(&m.orderTID)
+						case jsonscan.FoldKey(k, "status"):
+							return s.Capture(&m.orderStatus)
 						}
-						return s.value()
+						return s.Skip()
 					})
-				case foldKey(k, "qrcode_info"):
-					return s.sub(func(k []byte) bool {
-						if foldKey(k, "qrcode_id") {
-							return s.capture(&m.qrcodeID)
+				case jsonscan.FoldKey(k, "qrcode_info"):
+					return s.Sub(func(k []byte) bool {
+						if jsonscan.FoldKey(k, "qrcode_id") {
+							return s.Capture(&m.qrcodeID)
 						}
-						return s.value()
+						return s.Skip()
 					})
 				}
-				return s.value()
+				return s.Skip()
 			})
-		case foldKey(k, "trade"):
-			return s.sub(func(k []byte) bool {
+		case jsonscan.FoldKey(k, "trade"):
+			return s.Sub(func(k []byte) bool {
 				switch {
-				case foldKey(k, "tid"):
-					return s.capture(&m.tradeTID)
-				case foldKey(k, "status"):
-					return s.capture(&m.tradeStatus)
-				case foldKey(k, "qr_id"):
-					return s.capture(&m.tradeQRID)
+				case jsonscan.FoldKey(k, "tid"):
+					return s.Capture(&m.tradeTID)
+				case jsonscan.FoldKey(k, "status"):
+					return s.Capture(&m.tradeStatus)
+				case jsonscan.FoldKey(k, "qr_id"):
+					return s.Capture(&m.tradeQRID)
 				}
-				return s.value()
+				return s.Skip()
 			})
 		}
-		return s.value()
+		return s.Skip()
 	})
 }
 
@@ -508,7 +570,7 @@ func jsonString(raw []byte) (string, error) {
 		return "", nil
 	}
 	if raw[0] == '"' {
-		return unquote(raw)
+		return jsonscan.Unquote(raw)
 	}
 	if isNumber(raw) {
 		return string(raw), nil
@@ -526,7 +588,7 @@ func jsonInt(raw []byte) (int64, error) {
 	var text string
 	if raw[0] == '"' {
 		var err error
-		if text, err = unquote(raw); err != nil {
+		if text, err = jsonscan.Unquote(raw); err != nil {
 			return 0, err
 		}
 		text = strings.TrimSpace(text)
@@ -557,5 +619,5 @@ func jsonBool(raw []byte) (bool, error) {
 
 func isNumber(raw []byte) bool {
 	c := raw[0]
-	return (c == '-' || c >= '0' && c <= '9') && validJSON(raw)
+	return (c == '-' || c >= '0' && c <= '9') && jsonscan.Valid(raw)
 }

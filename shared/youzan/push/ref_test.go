@@ -16,9 +16,9 @@ import (
 	"strings"
 )
 
-func refParse(body []byte) (Push, signed, error) {
+func refParse(body []byte) (Push, refSigned, error) {
 	var p Push
-	var s signed
+	var s refSigned
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return p, s, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
@@ -62,19 +62,19 @@ func refParse(body []byte) (Push, signed, error) {
 	field("test", &p.Test)
 	field("sign", &s.sign)
 	if err != nil {
-		return Push{}, signed{}, err
+		return Push{}, refSigned{}, err
 	}
 	if sendCount < 0 || int64(int(sendCount)) != sendCount {
-		return Push{}, signed{}, fmt.Errorf("%w: field \"sendCount\" out of range", ErrMalformed)
+		return Push{}, refSigned{}, fmt.Errorf("%w: field \"sendCount\" out of range", ErrMalformed)
 	}
 	p.SendCount = int(sendCount)
 	if !validType(p.Type) || (p.Type == "" && !p.Test) {
-		return Push{}, signed{}, fmt.Errorf("%w: missing or invalid type", ErrMalformed)
+		return Push{}, refSigned{}, fmt.Errorf("%w: missing or invalid type", ErrMalformed)
 	}
 
 	s.rawMsg, p.Msg, err = refDecodeMsg(f["msg"])
 	if err != nil {
-		return Push{}, signed{}, err
+		return Push{}, refSigned{}, err
 	}
 	if s.rawMsg != "" {
 		sum := sha256.Sum256([]byte(s.rawMsg))
@@ -247,4 +247,10 @@ func refJsonBool(raw json.RawMessage) (bool, error) {
 func refIsNumber(raw []byte) bool {
 	c := raw[0]
 	return (c == '-' || c >= '0' && c <= '9') && json.Valid(raw)
+}
+
+// refSigned is signed as it was: the signed msg text as a string.
+type refSigned struct {
+	rawMsg string
+	sign   string
 }

@@ -1,18 +1,21 @@
-package push
+// Package jsonscan reads JSON in one pass for the Youzan push and API
+// readers: it checks the syntax of a whole text and hands the members of the
+// objects a caller asks about to a visitor, without building anything.
+package jsonscan
 
 import (
 	"encoding/json"
 	"unicode/utf8"
 )
 
-// scanner reads the JSON of a push in one pass: it checks the syntax of the
+// Scanner reads JSON in one pass: it checks the syntax of the
 // whole text and hands each member of the objects it is asked about to a
 // visitor, without building anything. It is at least as strict as
 // encoding/json and never interprets what it is unsure of: keys with escapes
 // or non-ASCII bytes, nesting deeper than encoding/json's limit, anything it
 // refuses. On any of those the caller goes back to encoding/json, which then
 // gives the answer, so the fast path changes speed, not results.
-type scanner struct {
+type Scanner struct {
 	data  []byte
 	i     int
 	depth int
@@ -21,41 +24,52 @@ type scanner struct {
 // maxDepth is encoding/json's nesting limit; deeper input goes to it.
 const maxDepth = 10000
 
+// New returns a Scanner at the start of data.
+func New(data []byte) Scanner { return Scanner{data: data} }
+
+// Peek is the byte at the scanner's position, 0 at the end.
+func (s *Scanner) Peek() byte {
+	if s.i < len(s.data) {
+		return s.data[s.i]
+	}
+	return 0
+}
+
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func isHex(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
-func (s *scanner) ws() {
+func (s *Scanner) ws() {
 	for s.i < len(s.data) && isSpace(s.data[s.i]) {
 		s.i++
 	}
 }
 
-// whole reads data as one value followed by nothing but white space,
+// Whole reads data as one value followed by nothing but white space,
 // visiting the members of a top-level object with visit (nil: check only).
-func (s *scanner) whole(visit func(key []byte) bool) bool {
+func (s *Scanner) Whole(visit func(key []byte) bool) bool {
 	s.ws()
 	if visit != nil {
 		if s.i >= len(s.data) || s.data[s.i] != '{' || !s.object(visit) {
 			return false
 		}
-	} else if !s.value() {
+	} else if !s.Skip() {
 		return false
 	}
 	s.ws()
 	return s.i == len(s.data)
 }
 
-// validJSON is json.Valid, fast on what the scanner reads.
-func validJSON(b []byte) bool {
-	s := scanner{data: b}
-	return s.whole(nil) || json.Valid(b)
+// Valid is json.Valid, fast on what the scanner reads.
+func Valid(b []byte) bool {
+	s := Scanner{data: b}
+	return s.Whole(nil) || json.Valid(b)
 }
 
-// value checks one value at s.i and moves past it.
-func (s *scanner) value() bool {
+// Skip checks one value at s.i and moves past it.
+func (s *Scanner) Skip() bool {
 	if s.i >= len(s.data) {
 		return false
 	}
@@ -77,27 +91,27 @@ func (s *scanner) value() bool {
 	return s.number()
 }
 
-// capture checks the value at s.i and stores its text in dst.
-func (s *scanner) capture(dst *[]byte) bool {
+// Capture checks the value at s.i and stores its text in dst.
+func (s *Scanner) Capture(dst *[]byte) bool {
 	start := s.i
-	if !s.value() {
+	if !s.Skip() {
 		return false
 	}
 	*dst = s.data[start:s.i]
 	return true
 }
 
-// sub visits the members of the object at s.i; any other value is checked
+// Sub visits the members of the object at s.i; any other value is checked
 // and skipped. This is how encoding/json fills a struct field: null or a
 // value of another type leaves it as it was.
-func (s *scanner) sub(visit func(key []byte) bool) bool {
+func (s *Scanner) Sub(visit func(key []byte) bool) bool {
 	if s.i < len(s.data) && s.data[s.i] == '{' {
 		return s.object(visit)
 	}
-	return s.value()
+	return s.Skip()
 }
 
-func (s *scanner) lit(w string) bool {
+func (s *Scanner) lit(w string) bool {
 	if len(s.data)-s.i < len(w) || string(s.data[s.i:s.i+len(w)]) != w {
 		return false
 	}
@@ -105,7 +119,7 @@ func (s *scanner) lit(w string) bool {
 	return true
 }
 
-func (s *scanner) number() bool {
+func (s *Scanner) number() bool {
 	d, i := s.data, s.i
 	if i < len(d) && d[i] == '-' {
 		i++
@@ -151,7 +165,7 @@ func (s *scanner) number() bool {
 
 // str checks the string at s.i. plain: it has no escape and no byte
 // outside ASCII, so its text between the quotes is its value.
-func (s *scanner) str() (plain, ok bool) {
+func (s *Scanner) str() (plain, ok bool) {
 	d := s.data
 	plain = true
 	for i := s.i + 1; i < len(d); {
@@ -192,7 +206,7 @@ func (s *scanner) str() (plain, ok bool) {
 // object reads the object at s.i. With visit, each key is passed to it with
 // s at the member's value, which visit must read (skip, capture or sub);
 // a key that is not plain ends the scan (the caller falls back).
-func (s *scanner) object(visit func(key []byte) bool) bool {
+func (s *Scanner) object(visit func(key []byte) bool) bool {
 	s.depth++
 	if s.depth > maxDepth {
 		return false
@@ -224,7 +238,7 @@ func (s *scanner) object(visit func(key []byte) bool) bool {
 			if !plain || !visit(key) {
 				return false
 			}
-		} else if !s.value() {
+		} else if !s.Skip() {
 			return false
 		}
 		s.ws()
@@ -245,7 +259,7 @@ func (s *scanner) object(visit func(key []byte) bool) bool {
 	}
 }
 
-func (s *scanner) array() bool {
+func (s *Scanner) array() bool {
 	s.depth++
 	if s.depth > maxDepth {
 		return false
@@ -258,7 +272,7 @@ func (s *scanner) array() bool {
 		return true
 	}
 	for {
-		if !s.value() {
+		if !s.Skip() {
 			return false
 		}
 		s.ws()
@@ -279,9 +293,9 @@ func (s *scanner) array() bool {
 	}
 }
 
-// foldKey is encoding/json's struct field matching for an ASCII key: equal
+// FoldKey is encoding/json's struct field matching for an ASCII key: equal
 // but for the case of letters. name is lower case.
-func foldKey(key []byte, name string) bool {
+func FoldKey(key []byte, name string) bool {
 	if len(key) != len(name) {
 		return false
 	}
@@ -297,22 +311,28 @@ func foldKey(key []byte, name string) bool {
 	return true
 }
 
-// unquote is json.Unmarshal of a JSON string into a string, without it when
+// UnquotePlain is Unquote without a copy: the text between the quotes, when
+// it is the value. false: use Unquote.
+func UnquotePlain(raw []byte) ([]byte, bool) {
+	n := len(raw)
+	if n < 2 || raw[0] != '"' || raw[n-1] != '"' {
+		return nil, false
+	}
+	in := raw[1 : n-1]
+	for _, c := range in {
+		if c == '"' || c == '\\' || c < 0x20 {
+			return nil, false
+		}
+	}
+	return in, utf8.Valid(in)
+}
+
+// Unquote is json.Unmarshal of a JSON string into a string, without it when
 // the text between the quotes is the value: no escape, no quote, no control
 // byte, valid UTF-8 (encoding/json replaces invalid bytes).
-func unquote(raw []byte) (string, error) {
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
-		in := raw[1 : n-1]
-		simple := true
-		for _, c := range in {
-			if c == '"' || c == '\\' || c < 0x20 {
-				simple = false
-				break
-			}
-		}
-		if simple && utf8.Valid(in) {
-			return string(in), nil
-		}
+func Unquote(raw []byte) (string, error) {
+	if in, ok := UnquotePlain(raw); ok {
+		return string(in), nil
 	}
 	var s string
 	err := json.Unmarshal(raw, &s)
