@@ -169,6 +169,13 @@ func (s *Scanner) str() (plain, ok bool) {
 	d := s.data
 	plain = true
 	for i := s.i + 1; i < len(d); {
+		// Most of a push is the text of msg: run over plain bytes first.
+		for i < len(d) && plainByte[d[i]] {
+			i++
+		}
+		if i >= len(d) {
+			break
+		}
 		c := d[i]
 		switch {
 		case c == '"':
@@ -202,6 +209,15 @@ func (s *Scanner) str() (plain, ok bool) {
 	}
 	return false, false
 }
+
+// plainByte: a string byte that is its own value (ASCII, not a quote, a
+// backslash or a control byte).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // object reads the object at s.i. With visit, each key is passed to it with
 // s at the member's value, which visit must read (skip, capture or sub);
@@ -320,7 +336,7 @@ func UnquotePlain(raw []byte) ([]byte, bool) {
 	}
 	in := raw[1 : n-1]
 	for _, c := range in {
-		if c == '"' || c == '\\' || c < 0x20 {
+		if c < utf8.RuneSelf && !plainByte[c] {
 			return nil, false
 		}
 	}
