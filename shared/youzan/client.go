@@ -45,8 +45,13 @@ type Client struct {
 	cfg  Config
 	base string
 	hc   *http.Client
-	log  *slog.Logger
-	now  func() time.Time // replaced in tests
+	// rt is hc's transport when hc is our own: calling it directly skips
+	// http.Client's per-request header copy, kept for following redirects
+	// that hc refuses anyway. nil with a caller's HTTPClient (which may have
+	// a Timeout or a cookie jar that must apply).
+	rt  http.RoundTripper
+	log *slog.Logger
+	now func() time.Time // replaced in tests
 
 	mu       sync.Mutex
 	tok      string
@@ -112,6 +117,7 @@ func New(cfg Config) (*Client, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
 		c.hc = &http.Client{Transport: tr}
+		c.rt = tr
 	}
 	// A redirect would resend the request — the secret, the token — to a
 	// host we did not choose; Youzan's API never redirects.
@@ -301,13 +307,21 @@ func (c *Client) observe(api string, err error, d time.Duration) string {
 	return label
 }
 
+// encodedParams are params already in the JSON json.Marshal would write.
+type encodedParams []byte
+
 func (c *Client) invoke(ctx context.Context, api, version string, params any, answer func(status int, body []byte) error) error {
 	if params == nil {
 		params = struct{}{}
 	}
-	body, err := json.Marshal(params)
-	if err != nil {
-		return &Error{API: api, Kind: BadRequest, Message: "encode params", err: err}
+	var body []byte
+	if raw, ok := params.(encodedParams); ok {
+		body = raw
+	} else {
+		var err error
+		if body, err = json.Marshal(params); err != nil {
+			return &Error{API: api, Kind: BadRequest, Message: "encode params", err: err}
+		}
 	}
 	tok, err := c.token(ctx, "")
 	if err != nil {
@@ -365,7 +379,14 @@ func (c *Client) send(ctx context.Context, api, u string, body []byte, dst *byte
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "yzpay")
-	resp, err := c.hc.Do(req)
+	var resp *http.Response
+	if c.rt != nil {
+		// What hc.Do does with our own client: no timeout or jar of its own,
+		// and a redirect is answered as it is (ErrUseLastResponse).
+		resp, err = c.rt.RoundTrip(req)
+	} else {
+		resp, err = c.hc.Do(req)
+	}
 	if err != nil {
 		return 0, nil, transportError(ctx, api, err)
 	}

@@ -77,7 +77,12 @@ func (c *Client) GetTrade(ctx context.Context, tid string) (Trade, error) {
 		return Trade{}, &Error{API: APITradeGet, Kind: BadRequest, Message: "empty tid"}
 	}
 	var t Trade
-	err := c.do(ctx, APITradeGet, "4.0.0", tradeGetParams{TID: tid}, func(status int, body []byte) error {
+	var params any = tradeGetParams{TID: tid}
+	if plainID(tid) {
+		// What json.Marshal writes for it, without reflection.
+		params = encodedParams(`{"tid":"` + tid + `"}`)
+	}
+	err := c.do(ctx, APITradeGet, "4.0.0", params, func(status int, body []byte) error {
 		var err error
 		t, err = readTradeGet(status, body)
 		return err
@@ -88,6 +93,17 @@ func (c *Client) GetTrade(ctx context.Context, tid string) (Trade, error) {
 // tradeGetParams encodes as {"tid":"…"}, as the map it replaces did.
 type tradeGetParams struct {
 	TID string `json:"tid"`
+}
+
+// plainID: letters and digits only, which JSON strings hold as they are.
+func plainID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // readTradeGet classifies one trade.get answer and reads the trade in it.

@@ -187,3 +187,14 @@ func TestTradeGetTakesTheFastPath(t *testing.T) {
 		t.Fatalf("trade not read by the scanner: %+v", r)
 	}
 }
+
+// TestTradeGetParamsAsMarshalled: the hand-written trade.get request body is
+// the one json.Marshal writes.
+func TestTradeGetParamsAsMarshalled(t *testing.T) {
+	for _, tid := range []string{"E20240101120000000000001", "e1", "", "E<1>", "E&1", "E\"1", "E 1", "É1", "E\xff"} {
+		want, _ := json.Marshal(tradeGetParams{TID: tid})
+		if plainID(tid) && `{"tid":"`+tid+`"}` != string(want) {
+			t.Errorf("%q: plain body differs from %s", tid, want)
+		}
+	}
+}
