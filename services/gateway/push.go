@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -37,8 +38,12 @@ var tradeTypes = map[string]bool{
 // youzanOK is the body Youzan expects; anything without "success" is retried.
 var youzanOK = []byte(`{"code":0,"msg":"success"}`)
 
+// jsonContentType is shared by every answer: net/http only reads it, and
+// Header.Set or Add would replace or reallocate it, never write into it.
+var jsonContentType = []string{"application/json"}
+
 func writeYouzanOK(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(youzanOK)
 }
@@ -123,7 +128,8 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 
 // readPush reads the whole body within PushReadTimeout, at most maxPushBody
 // bytes, charging every byte to the gateway's in-flight budget. release
-// gives the bytes back; call it once the body is no longer needed.
+// gives the bytes back and the buffer to the pool; call it once the body is
+// no longer needed, and keep nothing that shares its memory.
 func (g *Gateway) readPush(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
 	rc := http.NewResponseController(w)
 	// Not every ResponseWriter supports deadlines (httptest's recorder does
@@ -134,12 +140,18 @@ func (g *Gateway) readPush(w http.ResponseWriter, r *http.Request) (body []byte,
 	if r.ContentLength > 0 && r.ContentLength <= maxPushBody {
 		size = int(r.ContentLength) + 1 // +1 so ReadFrom sees EOF without growing
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
+	buf := pushBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	buf.Grow(size)
+	release = func() {
+		br.release()
+		pushBufs.Put(buf)
+	}
 	if _, err = buf.ReadFrom(br); err != nil {
 		// Otherwise net/http would try to read the rest of the body before
 		// answering, waiting on the very sender being refused.
 		w.Header().Set("Connection", "close")
-		return nil, br.release, err
+		return nil, release, err
 	}
 	if deadline {
 		// A deadline left in place would end the connection's background
@@ -147,8 +159,16 @@ func (g *Gateway) readPush(w http.ResponseWriter, r *http.Request) (body []byte,
 		// The body is read whole: nothing more is read for this request.
 		_ = rc.SetReadDeadline(time.Time{})
 	}
-	return buf.Bytes(), br.release, nil
+	return buf.Bytes(), release, nil
 }
+
+// pushBufs hold push bodies between requests. A body is handed back by
+// readPush's release, once the handler is done with it: push.Verify keeps
+// nothing of the body's memory in the Push it returns, and the JetStream
+// publish has copied the body into the connection's buffer by the time
+// PublishMsg returns. Bodies are at most maxPushBody+1 bytes, so a pooled
+// buffer stays small.
+var pushBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // refuseRead answers a push whose body could not be read whole.
 func (g *Gateway) refuseRead(w http.ResponseWriter, r *http.Request, err error) {

@@ -269,8 +269,7 @@ func lagging(it *item) bool {
 // fetchTrades calls trade.get for every receipt, Workers at a time, and
 // settles the receipts that need no store work.
 func (f *Fetcher) fetchTrades(ctx context.Context, items []*item) {
-	sem := make(chan struct{}, f.cfg.Workers)
-	var wg sync.WaitGroup
+	var todo []*item
 	for _, it := range items {
 		p, err := readReceipt(it.msg)
 		if err != nil || p.TID == "" {
@@ -283,13 +282,26 @@ func (f *Fetcher) fetchTrades(ctx context.Context, items []*item) {
 			continue
 		}
 		it.push = p
+		todo = append(todo, it)
+	}
+	// At most Workers calls at once, by that many goroutines taking the
+	// receipts in turn: one goroutine per receipt grew a fresh stack for
+	// every HTTP call (runtime.copystack in the profile).
+	work := make(chan *item)
+	var wg sync.WaitGroup
+	for range min(f.cfg.Workers, len(todo)) {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			it.trade, it.err = f.deps.Youzan.GetTrade(ctx, it.push.TID)
+			defer wg.Done()
+			for it := range work {
+				it.trade, it.err = f.deps.Youzan.GetTrade(ctx, it.push.TID)
+			}
 		}()
 	}
+	for _, it := range todo {
+		work <- it
+	}
+	close(work)
 	wg.Wait()
 	for _, it := range items {
 		if it.done {

@@ -45,8 +45,13 @@ type Client struct {
 	cfg  Config
 	base string
 	hc   *http.Client
-	log  *slog.Logger
-	now  func() time.Time // replaced in tests
+	// rt is hc's transport when hc is our own: calling it directly skips
+	// http.Client's per-request header copy, kept for following redirects
+	// that hc refuses anyway. nil with a caller's HTTPClient (which may have
+	// a Timeout or a cookie jar that must apply).
+	rt  http.RoundTripper
+	log *slog.Logger
+	now func() time.Time // replaced in tests
 
 	mu       sync.Mutex
 	tok      string
@@ -112,6 +117,7 @@ func New(cfg Config) (*Client, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
 		c.hc = &http.Client{Transport: tr}
+		c.rt = tr
 	}
 	// A redirect would resend the request — the secret, the token — to a
 	// host we did not choose; Youzan's API never redirects.
@@ -228,7 +234,7 @@ func (c *Client) requestToken(ctx context.Context, refresh bool) (string, time.T
 	if err != nil {
 		return "", time.Time{}, &Error{API: api, Kind: Protocol, Message: "encode request", err: err}
 	}
-	status, resp, err := c.send(ctx, api, c.base+"/auth/token", body)
+	status, resp, err := c.send(ctx, api, c.base+"/auth/token", body, nil)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -257,11 +263,24 @@ func (c *Client) requestToken(ctx context.Context, refresh bool) (string, time.T
 // renewal + retry on 4201/4202/4203, and decode of the business result.
 // decode errors count as the call's outcome for Observe.
 func (c *Client) call(ctx context.Context, api, version string, params any, decode func(json.RawMessage) error) error {
+	return c.do(ctx, api, version, params, func(status int, body []byte) error {
+		res, err := classify(api, status, body)
+		if err != nil {
+			return err
+		}
+		return decode(res)
+	})
+}
+
+// do is call with the whole answer (HTTP status and body) handed to
+// answer, which classifies and decodes it: GetTrade reads its answer in one
+// pass instead of classifying it first and decoding the result again. A
+// Token-kind error from answer renews the token and calls once more; answer
+// must return one only for a classified gateway answer, never for a decode
+// failure.
+func (c *Client) do(ctx context.Context, api, version string, params any, answer func(status int, body []byte) error) error {
 	start := time.Now()
-	res, err := c.invoke(ctx, api, version, params)
-	if err == nil {
-		err = decode(res)
-	}
+	err := c.invoke(ctx, api, version, params, answer)
 	d := time.Since(start)
 	label := c.observe(api, err, d)
 	if err != nil {
@@ -288,43 +307,67 @@ func (c *Client) observe(api string, err error, d time.Duration) string {
 	return label
 }
 
-func (c *Client) invoke(ctx context.Context, api, version string, params any) (json.RawMessage, error) {
+// encodedParams are params already in the JSON json.Marshal would write.
+type encodedParams []byte
+
+func (c *Client) invoke(ctx context.Context, api, version string, params any, answer func(status int, body []byte) error) error {
 	if params == nil {
 		params = struct{}{}
 	}
-	body, err := json.Marshal(params)
-	if err != nil {
-		return nil, &Error{API: api, Kind: BadRequest, Message: "encode params", err: err}
+	var body []byte
+	if raw, ok := params.(encodedParams); ok {
+		body = raw
+	} else {
+		var err error
+		if body, err = json.Marshal(params); err != nil {
+			return &Error{API: api, Kind: BadRequest, Message: "encode params", err: err}
+		}
 	}
 	tok, err := c.token(ctx, "")
 	if err != nil {
-		return nil, fmt.Errorf("youzan %s: access token: %w", api, err)
+		return fmt.Errorf("youzan %s: access token: %w", api, err)
 	}
-	res, err := c.post(ctx, api, version, tok, body)
+	err = c.post(ctx, api, version, tok, body, answer)
 	var ye *Error
 	if errors.As(err, &ye) && ye.Kind == Token {
 		c.log.Info("youzan: token rejected, renewing once", "api", api, "code", ye.Code)
 		tok, terr := c.token(ctx, tok)
 		if terr != nil {
-			return nil, fmt.Errorf("youzan %s: access token: %w", api, terr)
+			return fmt.Errorf("youzan %s: access token: %w", api, terr)
 		}
-		res, err = c.post(ctx, api, version, tok, body)
+		err = c.post(ctx, api, version, tok, body, answer)
 	}
-	return res, err
+	return err
 }
 
-func (c *Client) post(ctx context.Context, api, version, tok string, body []byte) (json.RawMessage, error) {
+func (c *Client) post(ctx context.Context, api, version, tok string, body []byte, answer func(status int, body []byte) error) error {
 	u := c.base + "/api/" + url.PathEscape(api) + "/" + url.PathEscape(version) + "?access_token=" + url.QueryEscape(tok)
-	status, resp, err := c.send(ctx, api, u, body)
+	buf := answerBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledAnswer {
+			answerBufs.Put(buf)
+		}
+	}()
+	status, resp, err := c.send(ctx, api, u, body, buf)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return classify(api, status, resp)
+	return answer(status, resp)
 }
+
+// answerBufs hold API answers between calls. An answer function keeps
+// nothing that shares the body's memory (everything it returns is decoded
+// into strings and numbers of their own), so the buffer is reused once it
+// returns. Larger answers than maxPooledAnswer are left to the collector.
+var answerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledAnswer = 64 << 10
 
 // send POSTs body as JSON with the per-call timeout and maps transport
-// failures to *Error without the URL (which carries the token).
-func (c *Client) send(ctx context.Context, api, u string, body []byte) (int, []byte, error) {
+// failures to *Error without the URL (which carries the token). The answer
+// is read into dst when given (its memory is then dst's).
+func (c *Client) send(ctx context.Context, api, u string, body []byte, dst *bytes.Buffer) (int, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, ctxError(api, err)
 	}
@@ -336,12 +379,25 @@ func (c *Client) send(ctx context.Context, api, u string, body []byte) (int, []b
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "yzpay")
-	resp, err := c.hc.Do(req)
+	var resp *http.Response
+	if c.rt != nil {
+		// What hc.Do does with our own client: no timeout or jar of its own,
+		// and a redirect is answered as it is (ErrUseLastResponse).
+		resp, err = c.rt.RoundTrip(req)
+	} else {
+		resp, err = c.hc.Do(req)
+	}
 	if err != nil {
 		return 0, nil, transportError(ctx, api, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	var b []byte
+	if dst != nil {
+		_, err = dst.ReadFrom(io.LimitReader(resp.Body, maxBody))
+		b = dst.Bytes()
+	} else {
+		b, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	}
 	if err != nil {
 		return resp.StatusCode, nil, transportError(ctx, api, err)
 	}
@@ -407,6 +463,19 @@ func present(r json.RawMessage) bool {
 // the order gw_err_resp → error_response → response → success/code.
 // HTTP 200 alone proves nothing: every gateway error arrives with it.
 func classify(api string, status int, body []byte) (json.RawMessage, error) {
+	res, err := classifyEnvelope(api, status, body)
+	if err == nil {
+		err = checkIsSuccess(api, res)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// classifyEnvelope is classify without the is_success check of the result:
+// a caller that decodes the result anyway checks it in the same pass.
+func classifyEnvelope(api string, status int, body []byte) (json.RawMessage, error) {
 	switch {
 	case status >= 500:
 		return nil, &Error{API: api, Kind: Server, HTTPStatus: status, Message: http.StatusText(status)}
@@ -416,8 +485,11 @@ func classify(api string, status int, body []byte) (json.RawMessage, error) {
 		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "redirect refused (YOUZAN_API_BASE must name the API host itself)"}
 	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unparseable body: " + snippet(body), err: err}
+	if !env.scan(body) {
+		env = envelope{}
+		if err := json.Unmarshal(body, &env); err != nil {
+			return nil, &Error{API: api, Kind: Protocol, HTTPStatus: status, Message: "unparseable body: " + snippet(body), err: err}
+		}
 	}
 	switch {
 	case present(env.GwErr):
@@ -446,9 +518,6 @@ func classify(api string, status int, body []byte) (json.RawMessage, error) {
 		}
 		return nil, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
 	case present(env.Response):
-		if err := checkIsSuccess(api, env.Response); err != nil {
-			return nil, err
-		}
 		return env.Response, nil
 	case env.Success != nil || env.Code != "":
 		code, _ := strconv.Atoi(string(env.Code))
@@ -462,9 +531,6 @@ func classify(api string, status int, body []byte) (json.RawMessage, error) {
 		}
 		if !ok {
 			return nil, &Error{API: api, Kind: businessKind(code, msg), Code: code, Message: msg, HTTPStatus: status}
-		}
-		if err := checkIsSuccess(api, env.Data); err != nil {
-			return nil, err
 		}
 		return env.Data, nil
 	}

@@ -2,12 +2,13 @@ package youzan
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/yzpay/yzpay/shared/youzan/internal/jsonscan"
 )
 
 // YuanToFen converts a decimal yuan amount ("0.01", "11.00", "3") to integer
@@ -54,8 +55,8 @@ func JSONYuanToFen(raw []byte) (int64, error) {
 		return 0, nil
 	}
 	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, err := jsonscan.Unquote(raw)
+		if err != nil {
 			return 0, fmt.Errorf("youzan: bad amount: %w", err)
 		}
 		if s == "" {
@@ -79,8 +80,8 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := jsonscan.Unquote(b)
+		if err != nil {
 			return err
 		}
 		b = []byte(s)
@@ -121,8 +122,8 @@ func (t *text) UnmarshalJSON(b []byte) error {
 	case string(b) == "null":
 		*t = ""
 	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := jsonscan.Unquote(b)
+		if err != nil {
 			return err
 		}
 		*t = text(s)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -76,21 +77,85 @@ func (c *Client) GetTrade(ctx context.Context, tid string) (Trade, error) {
 		return Trade{}, &Error{API: APITradeGet, Kind: BadRequest, Message: "empty tid"}
 	}
 	var t Trade
-	err := c.call(ctx, APITradeGet, "4.0.0", map[string]any{"tid": tid}, func(res json.RawMessage) error {
-		if isEmptyResult(res) {
-			return &Error{API: APITradeGet, Kind: NotFound, Code: codeTradeNotFound, Message: "empty result"}
-		}
+	var params any = tradeGetParams{TID: tid}
+	if plainID(tid) {
+		// What json.Marshal writes for it, without reflection.
+		params = encodedParams(`{"tid":"` + tid + `"}`)
+	}
+	err := c.do(ctx, APITradeGet, "4.0.0", params, func(status int, body []byte) error {
 		var err error
-		t, err = ParseTrade(res)
-		switch {
-		case errors.Is(err, ErrNoTrade):
-			return &Error{API: APITradeGet, Kind: NotFound, Message: "result holds no trade", err: err}
-		case err != nil:
-			return &Error{API: APITradeGet, Kind: Protocol, Message: err.Error(), err: err}
-		}
-		return nil
+		t, err = readTradeGet(status, body)
+		return err
 	})
 	return t, err
+}
+
+// tradeGetParams encodes as {"tid":"…"}, as the map it replaces did.
+type tradeGetParams struct {
+	TID string `json:"tid"`
+}
+
+// plainID: letters and digits only, which JSON strings hold as they are.
+func plainID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// readTradeGet classifies one trade.get answer and reads the trade in it.
+// The result is read once, is_success and the trade together, by the
+// scanner (else by encoding/json, which fills the same struct); only a
+// result that decoding finds fault with goes through classify's separate
+// is_success check and ParseTrade, which then say what is wrong exactly as
+// before.
+func readTradeGet(status int, body []byte) (Trade, error) {
+	res, err := classifyEnvelope(APITradeGet, status, body)
+	if err != nil {
+		return Trade{}, err
+	}
+	var r tradeGetResult
+	if !r.scan(res) {
+		r = tradeGetResult{}
+		err = json.Unmarshal(res, &r)
+	}
+	if err != nil {
+		if err := checkIsSuccess(APITradeGet, res); err != nil {
+			return Trade{}, err
+		}
+		return tradeFromResult(res)
+	}
+	// Decoded without error, so checkIsSuccess's own decode would have
+	// found the same is_success, and ParseTrade the same trade.
+	if r.IsSuccess != nil && !*r.IsSuccess {
+		return Trade{}, &Error{API: APITradeGet, Kind: Business, HTTPStatus: http.StatusOK, Message: "is_success is false"}
+	}
+	if isEmptyResult(res) {
+		return Trade{}, &Error{API: APITradeGet, Kind: NotFound, Code: codeTradeNotFound, Message: "empty result"}
+	}
+	t, err := r.trade()
+	if err != nil {
+		return Trade{}, &Error{API: APITradeGet, Kind: NotFound, Message: "result holds no trade", err: err}
+	}
+	return t, nil
+}
+
+// tradeFromResult reads the trade in a successful trade.get result.
+func tradeFromResult(res json.RawMessage) (Trade, error) {
+	if isEmptyResult(res) {
+		return Trade{}, &Error{API: APITradeGet, Kind: NotFound, Code: codeTradeNotFound, Message: "empty result"}
+	}
+	t, err := ParseTrade(res)
+	switch {
+	case errors.Is(err, ErrNoTrade):
+		return Trade{}, &Error{API: APITradeGet, Kind: NotFound, Message: "result holds no trade", err: err}
+	case err != nil:
+		return Trade{}, &Error{API: APITradeGet, Kind: Protocol, Message: err.Error(), err: err}
+	}
+	return t, nil
 }
 
 type buyerInfo struct {
@@ -125,44 +190,48 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 
 type tradeResult struct {
 	// 4.0.x and trade_TradePaid / trade_TradeCreate push messages.
-	FullOrderInfo *struct {
-		OrderInfo struct {
-			TID        text `json:"tid"`
-			Status     text `json:"status"`
-			PayTypeStr text `json:"pay_type_str"`
-			PayTime    text `json:"pay_time"`
-			OrderTags  struct {
-				IsPayed flexBool `json:"is_payed"`
-			} `json:"order_tags"`
-		} `json:"order_info"`
-		BuyerInfo buyerInfo `json:"buyer_info"`
-		PayInfo   struct {
-			Payment Fen `json:"payment"`
-		} `json:"pay_info"`
-		QRCodeInfo struct {
-			QRCodeID ID `json:"qrcode_id"` // 4.0.1+ docs
-		} `json:"qrcode_info"`
-	} `json:"full_order_info"`
-	QRInfo struct {
+	FullOrderInfo *fullOrderInfo `json:"full_order_info"`
+	QRInfo        struct {
 		QRID ID `json:"qr_id"` // 4.0.0 as observed, and push msg
 	} `json:"qr_info"`
 
 	// 3.0.0: {"trade": {...}}; also the V1 "TRADE" push.
-	Trade *struct {
-		TID      text      `json:"tid"`
-		Status   text      `json:"status"`
-		QRID     ID        `json:"qr_id"`
-		Payment  Fen       `json:"payment"`
-		PayType  text      `json:"pay_type"`
-		PayTime  text      `json:"pay_time"`
-		FansInfo buyerInfo `json:"fans_info"`
-	} `json:"trade"`
+	Trade *tradeV3 `json:"trade"`
 
 	// Flat legacy TRADE_ORDER_STATE msg: {tid, status, payment, update_time}.
 	TID     text `json:"tid"`
 	Status  text `json:"status"`
 	Payment Fen  `json:"payment"`
 	PayType text `json:"pay_type"`
+}
+
+type fullOrderInfo struct {
+	OrderInfo struct {
+		TID        text `json:"tid"`
+		Status     text `json:"status"`
+		PayTypeStr text `json:"pay_type_str"`
+		PayTime    text `json:"pay_time"`
+		OrderTags  struct {
+			IsPayed flexBool `json:"is_payed"`
+		} `json:"order_tags"`
+	} `json:"order_info"`
+	BuyerInfo buyerInfo `json:"buyer_info"`
+	PayInfo   struct {
+		Payment Fen `json:"payment"`
+	} `json:"pay_info"`
+	QRCodeInfo struct {
+		QRCodeID ID `json:"qrcode_id"` // 4.0.1+ docs
+	} `json:"qrcode_info"`
+}
+
+type tradeV3 struct {
+	TID      text      `json:"tid"`
+	Status   text      `json:"status"`
+	QRID     ID        `json:"qr_id"`
+	Payment  Fen       `json:"payment"`
+	PayType  text      `json:"pay_type"`
+	PayTime  text      `json:"pay_time"`
+	FansInfo buyerInfo `json:"fans_info"`
 }
 
 // ParseTrade normalises a youzan.trade.get business result (the content of
@@ -175,6 +244,11 @@ func ParseTrade(result []byte) (Trade, error) {
 	if err := json.Unmarshal(result, &r); err != nil {
 		return Trade{}, fmt.Errorf("youzan: decode trade: %w", err)
 	}
+	return r.trade()
+}
+
+// trade normalises a decoded result; its only error is ErrNoTrade.
+func (r *tradeResult) trade() (Trade, error) {
 	var t Trade
 	var isPayed flexBool
 	var payTime text

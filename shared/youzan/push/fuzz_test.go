@@ -96,7 +96,7 @@ func FuzzDecodeMsg(f *testing.F) {
 			t.Fatalf("accepted msg is not JSON: %q", msg)
 		}
 		var s string
-		if json.Unmarshal(raw, &s) == nil && signedText != s {
+		if json.Unmarshal(raw, &s) == nil && string(signedText) != s {
 			t.Fatalf("signed text %q, want the msg string %q", signedText, s)
 		}
 	})

@@ -24,6 +24,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/yzpay/yzpay/shared/youzan/internal/jsonscan"
 )
 
 var (
@@ -133,7 +136,7 @@ func EventSign(clientID string, body []byte, clientSecret string) string {
 // On success the result equals Parse(body).
 func Verify(body []byte, header http.Header, clientID, clientSecret string) (Push, error) {
 	if es := strings.TrimSpace(header.Get("Event-Sign")); es != "" {
-		if !equalHex(EventSign(clientID, body, clientSecret), es) {
+		if !signMatches(clientID, body, clientSecret, es) {
 			return Push{}, fmt.Errorf("%w: Event-Sign does not match", ErrBadSignature)
 		}
 		p, _, err := parse(body)
@@ -153,17 +156,32 @@ func Verify(body []byte, header http.Header, clientID, clientSecret string) (Pus
 		}
 		return Push{}, fmt.Errorf("%w: no Event-Sign header and no sign field", ErrBadSignature)
 	}
-	if !equalHex(BodySign(clientID, r.rawMsg, clientSecret), r.sign) {
+	if !signMatches(clientID, r.rawMsg, clientSecret, r.sign) {
 		return Push{}, fmt.Errorf("%w: body sign does not match", ErrBadSignature)
 	}
 	p.Auth = AuthBodySign
 	return p, nil
 }
 
+// signMatches reports whether got is the signature of data (EventSign over
+// the body, BodySign over msg), computed on a pooled buffer.
+func signMatches(clientID string, data []byte, clientSecret, got string) bool {
+	bp := signBufs.Get().(*[]byte)
+	b := append(append(append((*bp)[:0], clientID...), data...), clientSecret...)
+	sum := md5.Sum(b)
+	*bp = b
+	signBufs.Put(bp)
+	var want [2 * md5.Size]byte
+	hex.Encode(want[:], sum[:])
+	return equalHex(want[:], got)
+}
+
+var signBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
 // equalHex compares a computed lowercase hex digest with a received one in
 // constant time; the received one may be upper-case.
-func equalHex(want, got string) bool {
-	return subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(got))) == 1
+func equalHex(want []byte, got string) bool {
+	return subtle.ConstantTimeCompare(want, []byte(strings.ToLower(got))) == 1
 }
 
 // Parse parses body without checking any signature, for re-reading a receipt
@@ -175,8 +193,63 @@ func Parse(body []byte) (Push, error) {
 
 // signed holds what the body signature covers.
 type signed struct {
-	rawMsg string
+	rawMsg []byte
 	sign   string
+}
+
+// bodyFields are the texts of the body members parse reads; nil when absent
+// (a present value is never empty). Duplicate keys: the last one counts,
+// as when decoding into a map.
+type bodyFields struct {
+	typ, id, status, msgID, version, kdtID, clientID, sendCount, test, sign, msg []byte
+}
+
+// scan reads body in one pass; false sends it to decode.
+func (f *bodyFields) scan(body []byte) bool {
+	s := jsonscan.New(body)
+	return s.Whole(func(k []byte) bool {
+		// Keys compare exactly, as map keys do.
+		var dst *[]byte
+		switch string(k) {
+		case "type":
+			dst = &f.typ
+		case "id":
+			dst = &f.id
+		case "status":
+			dst = &f.status
+		case "msg_id":
+			dst = &f.msgID
+		case "version":
+			dst = &f.version
+		case "kdt_id":
+			dst = &f.kdtID
+		case "client_id":
+			dst = &f.clientID
+		case "sendCount":
+			dst = &f.sendCount
+		case "test":
+			dst = &f.test
+		case "sign":
+			dst = &f.sign
+		case "msg":
+			dst = &f.msg
+		default:
+			return s.Skip()
+		}
+		return s.Capture(dst)
+	})
+}
+
+// decode is scan by encoding/json: for what the scanner does not read, and
+// for the error message when the body is not JSON.
+func (f *bodyFields) decode(body []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return err
+	}
+	*f = bodyFields{typ: m["type"], id: m["id"], status: m["status"], msgID: m["msg_id"], version: m["version"],
+		kdtID: m["kdt_id"], clientID: m["client_id"], sendCount: m["sendCount"], test: m["test"], sign: m["sign"], msg: m["msg"]}
+	return nil
 }
 
 func parse(body []byte) (Push, signed, error) {
@@ -186,44 +259,46 @@ func parse(body []byte) (Push, signed, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return p, s, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
 	}
-	var f map[string]json.RawMessage
-	if err := json.Unmarshal(body, &f); err != nil {
-		return p, s, fmt.Errorf("%w: %v", ErrMalformed, err)
+	var f bodyFields
+	if !f.scan(body) {
+		if err := f.decode(body); err != nil {
+			return p, s, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
 
 	var err error
-	field := func(name string, dst any) {
-		if err != nil {
-			return
+	str := func(name string, raw []byte, dst *string) {
+		if err == nil {
+			var e error
+			if *dst, e = jsonString(raw); e != nil {
+				err = fmt.Errorf("%w: field %q: %v", ErrMalformed, name, e)
+			}
 		}
-		raw, ok := f[name]
-		if !ok {
-			return
-		}
-		var e error
-		switch d := dst.(type) {
-		case *string:
-			*d, e = jsonString(raw)
-		case *int64:
-			*d, e = jsonInt(raw)
-		case *bool:
-			*d, e = jsonBool(raw)
-		}
-		if e != nil {
-			err = fmt.Errorf("%w: field %q: %v", ErrMalformed, name, e)
+	}
+	num := func(name string, raw []byte, dst *int64) {
+		if err == nil {
+			var e error
+			if *dst, e = jsonInt(raw); e != nil {
+				err = fmt.Errorf("%w: field %q: %v", ErrMalformed, name, e)
+			}
 		}
 	}
 	var sendCount int64
-	field("type", &p.Type)
-	field("id", &p.ID)
-	field("status", &p.Status)
-	field("msg_id", &p.MsgID)
-	field("version", &p.Version)
-	field("kdt_id", &p.KdtID)
-	field("client_id", &p.ClientID)
-	field("sendCount", &sendCount)
-	field("test", &p.Test)
-	field("sign", &s.sign)
+	str("type", f.typ, &p.Type)
+	str("id", f.id, &p.ID)
+	str("status", f.status, &p.Status)
+	str("msg_id", f.msgID, &p.MsgID)
+	num("version", f.version, &p.Version)
+	num("kdt_id", f.kdtID, &p.KdtID)
+	str("client_id", f.clientID, &p.ClientID)
+	num("sendCount", f.sendCount, &sendCount)
+	if err == nil {
+		var e error
+		if p.Test, e = jsonBool(f.test); e != nil {
+			err = fmt.Errorf("%w: field %q: %v", ErrMalformed, "test", e)
+		}
+	}
+	str("sign", f.sign, &s.sign)
 	if err != nil {
 		return Push{}, signed{}, err
 	}
@@ -235,12 +310,12 @@ func parse(body []byte) (Push, signed, error) {
 		return Push{}, signed{}, fmt.Errorf("%w: missing or invalid type", ErrMalformed)
 	}
 
-	s.rawMsg, p.Msg, err = decodeMsg(f["msg"])
+	s.rawMsg, p.Msg, err = decodeMsg(f.msg)
 	if err != nil {
 		return Push{}, signed{}, err
 	}
-	if s.rawMsg != "" {
-		sum := sha256.Sum256([]byte(s.rawMsg))
+	if len(s.rawMsg) != 0 {
+		sum := sha256.Sum256(s.rawMsg)
 		p.msgSum = hex.EncodeToString(sum[:20])
 	}
 	p.TID = p.ID
@@ -262,12 +337,13 @@ func validType(t string) bool {
 	return true
 }
 
-// decodeMsg returns the string the body signature covers and the decoded
-// msg JSON.
-func decodeMsg(raw json.RawMessage) (string, json.RawMessage, error) {
+// decodeMsg returns the text the body signature covers (the msg string's
+// value; it may share raw's memory) and the decoded msg JSON (never
+// sharing it).
+func decodeMsg(raw json.RawMessage) ([]byte, json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil, nil
+		return nil, nil, nil
 	}
 	switch raw[0] {
 	case '{':
@@ -275,47 +351,151 @@ func decodeMsg(raw json.RawMessage) (string, json.RawMessage, error) {
 		// then covers its raw text is unconfirmed; such messages come with
 		// Event-Sign. The body parser hands over valid JSON; another caller
 		// may not (found by FuzzDecodeMsg).
-		if !json.Valid(raw) {
-			return "", nil, fmt.Errorf("%w: msg object is not JSON", ErrMalformed)
+		if !jsonscan.Valid(raw) {
+			return nil, nil, fmt.Errorf("%w: msg object is not JSON", ErrMalformed)
 		}
-		return string(raw), append(json.RawMessage(nil), raw...), nil
+		return raw, append(json.RawMessage(nil), raw...), nil
 	case '"':
 	default:
-		return "", nil, fmt.Errorf("%w: msg is neither a string nor an object", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: msg is neither a string nor an object", ErrMalformed)
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", nil, fmt.Errorf("%w: msg: %v", ErrMalformed, err)
+	s, ok := jsonscan.UnquotePlain(raw)
+	if !ok {
+		u, err := jsonscan.Unquote(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: msg: %v", ErrMalformed, err)
+		}
+		s = []byte(u)
 	}
-	t := strings.TrimSpace(s)
-	if t == "" {
+	t := bytes.TrimSpace(s)
+	if len(t) == 0 {
 		return s, nil, nil
 	}
 	// A msg that is already JSON was not URL-encoded; decoding it would turn
 	// a literal '+' into a space.
-	if (t[0] == '{' || t[0] == '[') && json.Valid([]byte(t)) {
-		return s, json.RawMessage(t), nil
+	if (t[0] == '{' || t[0] == '[') && jsonscan.Valid(t) {
+		return s, append(json.RawMessage(nil), t...), nil
 	}
 	// Full form decoding (%XX and '+' as space) reads both the 2017/2018
 	// partial escaping and the 2021 form encoding
 	// (docs/youzan.md#push-msg-encoding).
-	dec, err := url.QueryUnescape(s)
-	if err != nil {
-		return "", nil, fmt.Errorf("%w: msg is not URL-encoded: %v", ErrMalformed, err)
+	dec, ok := formUnescape(s)
+	if !ok {
+		d, err := url.QueryUnescape(string(s))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: msg is not URL-encoded: %v", ErrMalformed, err)
+		}
+		dec = []byte(d)
 	}
-	if !json.Valid([]byte(dec)) {
-		return "", nil, fmt.Errorf("%w: decoded msg is not JSON", ErrMalformed)
+	if !jsonscan.Valid(dec) {
+		return nil, nil, fmt.Errorf("%w: decoded msg is not JSON", ErrMalformed)
 	}
-	return s, json.RawMessage(strings.TrimSpace(dec)), nil
+	return s, bytes.TrimSpace(dec), nil
 }
 
-// probeMsg fills what the relay needs from msg: the QR id in any of its known
-// places, and the legacy trade number and status.
-func probeMsg(p *Push) {
-	if len(p.Msg) == 0 || p.Msg[0] != '{' {
-		return
+// formUnescape is url.QueryUnescape into new memory, for text whose every
+// '%' starts a valid escape; false otherwise (QueryUnescape then says why).
+func formUnescape(s []byte) ([]byte, bool) {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%':
+			if i+2 >= len(s) || !isHexDigit(s[i+1]) || !isHexDigit(s[i+2]) {
+				return nil, false
+			}
+			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		case '+':
+			out = append(out, ' ')
+		default:
+			out = append(out, c)
+		}
 	}
-	var m struct {
+	return out, true
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// msgFields are the texts of the msg members probeMsg reads, found as
+// encoding/json fills a struct: keys match regardless of case, the last
+// match counts, and a nested member that is not an object is ignored.
+type msgFields struct {
+	tid, status, qrID                []byte // top level; qrID is qr_info.qr_id
+	orderTID, orderStatus, qrcodeID  []byte // full_order_info.order_info.{tid,status}, full_order_info.qrcode_info.qrcode_id
+	tradeTID, tradeStatus, tradeQRID []byte // trade.{tid,status,qr_id}
+}
+
+// scan reads msg in one pass; false sends it to decode.
+func (m *msgFields) scan(msg []byte) bool {
+	s := jsonscan.New(msg)
+	return s.Whole(func(k []byte) bool {
+		switch {
+		case jsonscan.FoldKey(k, "tid"):
+			return s.Capture(&m.tid)
+		case jsonscan.FoldKey(k, "status"):
+			return s.Capture(&m.status)
+		case jsonscan.FoldKey(k, "qr_info"):
+			return s.Sub(func(k []byte) bool {
+				if jsonscan.FoldKey(k, "qr_id") {
+					return s.Capture(&m.qrID)
+				}
+				return s.Skip()
+			})
+		case jsonscan.FoldKey(k, "full_order_info"):
+			return s.Sub(func(k []byte) bool {
+				switch {
+				case jsonscan.FoldKey(k, "order_info"):
+					return s.Sub(func(k []byte) bool {
+						switch {
+						case jsonscan.FoldKey(k, "tid"):
+							return s.Capture(&m.orderTID)
+						case jsonscan.FoldKey(k, "status"):
+							return s.Capture(&m.orderStatus)
+						}
+						return s.Skip()
+					})
+				case jsonscan.FoldKey(k, "qrcode_info"):
+					return s.Sub(func(k []byte) bool {
+						if jsonscan.FoldKey(k, "qrcode_id") {
+							return s.Capture(&m.qrcodeID)
+						}
+						return s.Skip()
+					})
+				}
+				return s.Skip()
+			})
+		case jsonscan.FoldKey(k, "trade"):
+			return s.Sub(func(k []byte) bool {
+				switch {
+				case jsonscan.FoldKey(k, "tid"):
+					return s.Capture(&m.tradeTID)
+				case jsonscan.FoldKey(k, "status"):
+					return s.Capture(&m.tradeStatus)
+				case jsonscan.FoldKey(k, "qr_id"):
+					return s.Capture(&m.tradeQRID)
+				}
+				return s.Skip()
+			})
+		}
+		return s.Skip()
+	})
+}
+
+// decode is scan by encoding/json, for what the scanner does not read.
+func (m *msgFields) decode(msg []byte) {
+	var d struct {
 		TID    json.RawMessage `json:"tid"`
 		Status json.RawMessage `json:"status"`
 		QRInfo struct {
@@ -338,8 +518,23 @@ func probeMsg(p *Push) {
 	}
 	// A type mismatch in one field must not hide the others, and msg content
 	// beyond what the relay needs is Youzan's to change: ignore the error.
-	_ = json.Unmarshal(p.Msg, &m)
-	for _, raw := range []json.RawMessage{m.QRInfo.QRID, m.FullOrderInfo.QRCodeInfo.QRCodeID, m.Trade.QRID} {
+	_ = json.Unmarshal(msg, &d)
+	*m = msgFields{tid: d.TID, status: d.Status, qrID: d.QRInfo.QRID,
+		orderTID: d.FullOrderInfo.OrderInfo.TID, orderStatus: d.FullOrderInfo.OrderInfo.Status, qrcodeID: d.FullOrderInfo.QRCodeInfo.QRCodeID,
+		tradeTID: d.Trade.TID, tradeStatus: d.Trade.Status, tradeQRID: d.Trade.QRID}
+}
+
+// probeMsg fills what the relay needs from msg: the QR id in any of its known
+// places, and the legacy trade number and status.
+func probeMsg(p *Push) {
+	if len(p.Msg) == 0 || p.Msg[0] != '{' {
+		return
+	}
+	var m msgFields
+	if !m.scan(p.Msg) {
+		m.decode(p.Msg)
+	}
+	for _, raw := range [...][]byte{m.qrID, m.qrcodeID, m.tradeQRID} {
 		if id, err := jsonInt(raw); err == nil && id > 0 {
 			p.QRID = id
 			break
@@ -347,37 +542,35 @@ func probeMsg(p *Push) {
 	}
 	// The flat messages (TRADE_ORDER_STATE, trade_TradeSuccess, …) carry tid
 	// at the top, the full structure in order_info, the V1 TRADE in trade.
-	for _, raw := range []json.RawMessage{m.TID, m.FullOrderInfo.OrderInfo.TID, m.Trade.TID} {
+	for _, raw := range [...][]byte{m.tid, m.orderTID, m.tradeTID} {
 		if s, err := jsonString(raw); err == nil && s != "" {
 			p.MsgTID = s
 			break
 		}
 	}
-	for _, raw := range []json.RawMessage{m.Status, m.FullOrderInfo.OrderInfo.Status, m.Trade.Status} {
+	for _, raw := range [...][]byte{m.status, m.orderStatus, m.tradeStatus} {
 		if s, err := jsonString(raw); err == nil && s != "" {
 			p.MsgStatus = s
 			break
 		}
 	}
 	if p.TID == "" {
-		p.TID, _ = jsonString(m.TID)
+		p.TID, _ = jsonString(m.tid)
 	}
 	if p.Status == "" && p.Type == "TRADE_ORDER_STATE" {
-		p.Status, _ = jsonString(m.Status)
+		p.Status, _ = jsonString(m.status)
 	}
 }
 
 // jsonString accepts a JSON string, null, or a number (kept as its literal
 // digits: ids are sometimes sent as numbers).
-func jsonString(raw json.RawMessage) (string, error) {
+func jsonString(raw []byte) (string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", nil
 	}
 	if raw[0] == '"' {
-		var s string
-		err := json.Unmarshal(raw, &s)
-		return s, err
+		return jsonscan.Unquote(raw)
 	}
 	if isNumber(raw) {
 		return string(raw), nil
@@ -387,14 +580,15 @@ func jsonString(raw json.RawMessage) (string, error) {
 
 // jsonInt accepts an integer JSON number or a string holding one, without
 // going through float64, so ids beyond 2^53 keep every digit.
-func jsonInt(raw json.RawMessage) (int64, error) {
+func jsonInt(raw []byte) (int64, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return 0, nil
 	}
-	text := string(raw)
+	var text string
 	if raw[0] == '"' {
-		if err := json.Unmarshal(raw, &text); err != nil {
+		var err error
+		if text, err = jsonscan.Unquote(raw); err != nil {
 			return 0, err
 		}
 		text = strings.TrimSpace(text)
@@ -403,6 +597,8 @@ func jsonInt(raw json.RawMessage) (int64, error) {
 		}
 	} else if !isNumber(raw) {
 		return 0, errors.New("not a number")
+	} else {
+		text = string(raw)
 	}
 	n, err := strconv.ParseInt(text, 10, 64)
 	if err != nil {
@@ -411,7 +607,7 @@ func jsonInt(raw json.RawMessage) (int64, error) {
 	return n, nil
 }
 
-func jsonBool(raw json.RawMessage) (bool, error) {
+func jsonBool(raw []byte) (bool, error) {
 	switch string(bytes.TrimSpace(raw)) {
 	case "true", `"true"`:
 		return true, nil
@@ -423,5 +619,5 @@ func jsonBool(raw json.RawMessage) (bool, error) {
 
 func isNumber(raw []byte) bool {
 	c := raw[0]
-	return (c == '-' || c >= '0' && c <= '9') && json.Valid(raw)
+	return (c == '-' || c >= '0' && c <= '9') && jsonscan.Valid(raw)
 }

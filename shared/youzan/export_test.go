@@ -1,0 +1,4 @@
+package youzan
+
+// ReadTradeGet exposes the trade.get answer reader to the benchmarks.
+var ReadTradeGet = readTradeGet
