@@ -44,11 +44,14 @@ test:
 	@$(MAKE) --no-print-directory bench-smoke
 
 # Native Go fuzzing of the push parser and verifier, the msg decoder and the
-# QR-create request decoder, FUZZTIME each. Their committed corpora
+# QR-create request decoder, and of the one-pass JSON readers of pushes and
+# trade.get answers against encoding/json (same fields, same errors),
+# FUZZTIME each. Their committed corpora
 # (testdata/fuzz) already run in every `go test`; new finds land in the Go
 # cache, failures in testdata/fuzz (commit them with the fix).
 FUZZTIME ?= 30s
-FUZZ_TARGETS := shared/youzan/push:FuzzParse shared/youzan/push:FuzzVerify shared/youzan/push:FuzzDecodeMsg services/gateway:FuzzParseOrderRequest
+FUZZ_TARGETS := shared/youzan/push:FuzzParse shared/youzan/push:FuzzVerify shared/youzan/push:FuzzDecodeMsg services/gateway:FuzzParseOrderRequest \
+	shared/youzan/push:FuzzParseSameAsReference shared/youzan:FuzzReadTradeGetSameAsReference
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo ">> $$fn ($$pkg, $(FUZZTIME))"; \
