@@ -334,8 +334,14 @@ func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
 // an endpoint that already has a newer status of the order (nw) gets none.
 func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 	now := time.Now()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	type due struct {
+		ep       *endpoint
+		attempts int
+	}
+	var (
+		stack [4]due
+		posts = stack[:0]
+	)
 	for _, ep := range n.endpointsFor(j) {
 		if ep.Statuses != nil && !ep.Statuses[j.ev.Status] {
 			continue
@@ -349,9 +355,7 @@ func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 			continue
 		}
 		if a, ok := n.hold(j, ep.URL); ok {
-			mu.Lock()
 			j.attempts = append(j.attempts, a)
-			mu.Unlock()
 			continue
 		}
 		if seen && d.NextAttemptAt.After(now.Add(250*time.Millisecond)) {
@@ -359,17 +363,35 @@ func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 			j.addWait(d.NextAttemptAt.Sub(now))
 			continue
 		}
+		posts = append(posts, due{ep, d.Attempts})
+	}
+	record := func(a domain.Attempt) {
+		j.attempts = append(j.attempts, a)
+		if !a.Delivered && !a.GiveUp {
+			j.addWait(time.Until(a.NextAttemptAt))
+		}
+	}
+	if len(posts) == 1 {
+		// The usual case, one endpoint: no goroutine to wait for.
+		p := posts[0]
+		a := n.post(ctx, j.ev, p.ep, p.attempts+1, j.receivedAt)
+		n.noteOutcome(ctx, p.ep.URL, a)
+		record(a)
+		return
+	}
+	// Several endpoints are posted to in parallel, so that a slow one does
+	// not hold up the others.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range posts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := n.post(ctx, j.ev, ep, d.Attempts+1, j.receivedAt)
-			n.noteOutcome(ctx, ep.URL, a)
+			a := n.post(ctx, j.ev, p.ep, p.attempts+1, j.receivedAt)
+			n.noteOutcome(ctx, p.ep.URL, a)
 			mu.Lock()
 			defer mu.Unlock()
-			j.attempts = append(j.attempts, a)
-			if !a.Delivered && !a.GiveUp {
-				j.addWait(time.Until(a.NextAttemptAt))
-			}
+			record(a)
 		}()
 	}
 	wg.Wait()
