@@ -57,6 +57,9 @@ type Notifier struct {
 	// orderClient posts to per-order notify_urls (notifyurl.go).
 	orderClient *http.Client
 	guard       *dialGuard
+	// The series every delivered push counts, looked up once.
+	delivered         interface{ Inc() }
+	deliveredDuration interface{ Observe(float64) }
 }
 
 // NewHTTPClient verifies TLS (the original did not) and never follows a
@@ -122,6 +125,8 @@ func New(cfg config.Notifier, deps Deps) (*Notifier, error) {
 		client = NewHTTPClient(cfg.Timeout)
 	}
 	n := &Notifier{cfg: cfg, deps: deps, log: deps.Logger.With("service", "notifier"), m: deps.Metrics, client: client}
+	n.delivered = n.m.Deliveries.WithLabelValues("delivered")
+	n.deliveredDuration = n.m.DeliveryDuration.WithLabelValues("delivered")
 	n.guard = newDialGuard(cfg)
 	if deps.LookupHost != nil {
 		n.guard.lookup = deps.LookupHost
@@ -248,7 +253,8 @@ func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
 	if len(jobs) == 0 {
 		return
 	}
-	if err := n.attachNotifyURLs(ctx, jobs); err != nil {
+	ids := distinctOrders(jobs)
+	if err := n.attachNotifyURLs(ctx, jobs, ids); err != nil {
 		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
 		for _, j := range jobs {
 			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
@@ -257,7 +263,7 @@ func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
 	}
 	// One query for the whole batch: which endpoints already have their
 	// push, and the newest status each endpoint has of each order.
-	prior, err := n.deps.Store.DeliveriesForOrders(ctx, distinctOrders(jobs))
+	prior, err := n.deps.Store.DeliveriesForOrders(ctx, ids)
 	if err != nil {
 		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
 		for _, j := range jobs {

@@ -149,9 +149,9 @@ func newDialGuard(cfg config.Notifier) *dialGuard {
 	return g
 }
 
-// attachNotifyURLs reads the per-order notify_url of the jobs' orders.
-func (n *Notifier) attachNotifyURLs(ctx context.Context, jobs []*job) error {
-	urls, err := n.deps.Store.NotifyURLs(ctx, distinctOrders(jobs))
+// attachNotifyURLs reads the per-order notify_url of the jobs' orders (ids).
+func (n *Notifier) attachNotifyURLs(ctx context.Context, jobs []*job, ids []string) error {
+	urls, err := n.deps.Store.NotifyURLs(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("load notify urls: %w", err)
 	}

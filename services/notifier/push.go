@@ -108,8 +108,8 @@ func (n *Notifier) post(ctx context.Context, ev domain.PaymentEvent, ep *endpoin
 	n.m.DeliveryAttempt.Observe(float64(attempt))
 	if err == nil {
 		a.Delivered = true
-		n.m.Deliveries.WithLabelValues("delivered").Inc()
-		n.m.DeliveryDuration.WithLabelValues("delivered").Observe(elapsed.Seconds())
+		n.delivered.Inc()
+		n.deliveredDuration.Observe(elapsed.Seconds())
 		if !receivedAt.IsZero() {
 			n.m.PushToDelivery.Observe(max(0, time.Since(receivedAt).Seconds()))
 		}
