@@ -241,7 +241,11 @@ func (n *Notifier) admit(msgs []jetstream.Msg) func(ctx context.Context) {
 
 // handleJobs delivers one batch's jobs; the batch holds its orders.
 func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
-	kept, err := n.screen(ctx, jobs)
+	// One read for the whole batch (one round trip on Postgres): the
+	// orders, to refuse forged events; their notify_urls; and their
+	// deliveries: which endpoints already have their push, and the newest
+	// status each endpoint has of each order.
+	st, err := store.ReadOrderState(ctx, n.deps.Store, distinctOrders(jobs))
 	if err != nil {
 		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
 		for _, j := range jobs {
@@ -249,28 +253,14 @@ func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
 		}
 		return
 	}
-	jobs = kept
+	jobs = n.screen(jobs, st.Orders)
 	if len(jobs) == 0 {
 		return
 	}
-	ids := distinctOrders(jobs)
-	if err := n.attachNotifyURLs(ctx, jobs, ids); err != nil {
-		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
-		for _, j := range jobs {
-			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
-		}
-		return
+	for _, j := range jobs {
+		j.notifyURL = st.NotifyURLs[j.ev.OrderID]
 	}
-	// One query for the whole batch: which endpoints already have their
-	// push, and the newest status each endpoint has of each order.
-	prior, err := n.deps.Store.DeliveriesForOrders(ctx, ids)
-	if err != nil {
-		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
-		for _, j := range jobs {
-			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
-		}
-		return
-	}
+	prior := st.Deliveries
 	byEvent := map[string]map[string]domain.Delivery{}
 	for _, d := range prior {
 		if byEvent[d.EventID] == nil {

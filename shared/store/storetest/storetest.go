@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AttachQRAndCheckout", testAttachQRAndCheckout},
 		{"AttachQRAndCheckoutConcurrent", testAttachQRAndCheckoutConcurrent},
 		{"NotifyURLs", testNotifyURLs},
+		{"OrderState", testOrderState},
 		{"AttemptLog", testAttemptLog},
 		{"OrderTimeline", testOrderTimeline},
 		{"AttemptRetention", testAttemptRetention},
