@@ -57,6 +57,9 @@ type Notifier struct {
 	// orderClient posts to per-order notify_urls (notifyurl.go).
 	orderClient *http.Client
 	guard       *dialGuard
+	// The series every delivered push counts, looked up once.
+	delivered         interface{ Inc() }
+	deliveredDuration interface{ Observe(float64) }
 }
 
 // NewHTTPClient verifies TLS (the original did not) and never follows a
@@ -122,6 +125,8 @@ func New(cfg config.Notifier, deps Deps) (*Notifier, error) {
 		client = NewHTTPClient(cfg.Timeout)
 	}
 	n := &Notifier{cfg: cfg, deps: deps, log: deps.Logger.With("service", "notifier"), m: deps.Metrics, client: client}
+	n.delivered = n.m.Deliveries.WithLabelValues("delivered")
+	n.deliveredDuration = n.m.DeliveryDuration.WithLabelValues("delivered")
 	n.guard = newDialGuard(cfg)
 	if deps.LookupHost != nil {
 		n.guard.lookup = deps.LookupHost
@@ -236,7 +241,11 @@ func (n *Notifier) admit(msgs []jetstream.Msg) func(ctx context.Context) {
 
 // handleJobs delivers one batch's jobs; the batch holds its orders.
 func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
-	kept, err := n.screen(ctx, jobs)
+	// One read for the whole batch (one round trip on Postgres): the
+	// orders, to refuse forged events; their notify_urls; and their
+	// deliveries: which endpoints already have their push, and the newest
+	// status each endpoint has of each order.
+	st, err := store.ReadOrderState(ctx, n.deps.Store, distinctOrders(jobs))
 	if err != nil {
 		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
 		for _, j := range jobs {
@@ -244,27 +253,14 @@ func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
 		}
 		return
 	}
-	jobs = kept
+	jobs = n.screen(jobs, st.Orders)
 	if len(jobs) == 0 {
 		return
 	}
-	if err := n.attachNotifyURLs(ctx, jobs); err != nil {
-		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
-		for _, j := range jobs {
-			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
-		}
-		return
+	for _, j := range jobs {
+		j.notifyURL = st.NotifyURLs[j.ev.OrderID]
 	}
-	// One query for the whole batch: which endpoints already have their
-	// push, and the newest status each endpoint has of each order.
-	prior, err := n.deps.Store.DeliveriesForOrders(ctx, distinctOrders(jobs))
-	if err != nil {
-		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
-		for _, j := range jobs {
-			_ = j.msg.NakWithDelay(n.cfg.StoreRetry)
-		}
-		return
-	}
+	prior := st.Deliveries
 	byEvent := map[string]map[string]domain.Delivery{}
 	for _, d := range prior {
 		if byEvent[d.EventID] == nil {
@@ -334,8 +330,14 @@ func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
 // an endpoint that already has a newer status of the order (nw) gets none.
 func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 	now := time.Now()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	type due struct {
+		ep       *endpoint
+		attempts int
+	}
+	var (
+		stack [4]due
+		posts = stack[:0]
+	)
 	for _, ep := range n.endpointsFor(j) {
 		if ep.Statuses != nil && !ep.Statuses[j.ev.Status] {
 			continue
@@ -349,9 +351,7 @@ func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 			continue
 		}
 		if a, ok := n.hold(j, ep.URL); ok {
-			mu.Lock()
 			j.attempts = append(j.attempts, a)
-			mu.Unlock()
 			continue
 		}
 		if seen && d.NextAttemptAt.After(now.Add(250*time.Millisecond)) {
@@ -359,17 +359,35 @@ func (n *Notifier) deliver(ctx context.Context, j *job, nw newest) {
 			j.addWait(d.NextAttemptAt.Sub(now))
 			continue
 		}
+		posts = append(posts, due{ep, d.Attempts})
+	}
+	record := func(a domain.Attempt) {
+		j.attempts = append(j.attempts, a)
+		if !a.Delivered && !a.GiveUp {
+			j.addWait(time.Until(a.NextAttemptAt))
+		}
+	}
+	if len(posts) == 1 {
+		// The usual case, one endpoint: no goroutine to wait for.
+		p := posts[0]
+		a := n.post(ctx, j.ev, p.ep, p.attempts+1, j.receivedAt)
+		n.noteOutcome(ctx, p.ep.URL, a)
+		record(a)
+		return
+	}
+	// Several endpoints are posted to in parallel, so that a slow one does
+	// not hold up the others.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range posts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := n.post(ctx, j.ev, ep, d.Attempts+1, j.receivedAt)
-			n.noteOutcome(ctx, ep.URL, a)
+			a := n.post(ctx, j.ev, p.ep, p.attempts+1, j.receivedAt)
+			n.noteOutcome(ctx, p.ep.URL, a)
 			mu.Lock()
 			defer mu.Unlock()
-			j.attempts = append(j.attempts, a)
-			if !a.Delivered && !a.GiveUp {
-				j.addWait(time.Until(a.NextAttemptAt))
-			}
+			record(a)
 		}()
 	}
 	wg.Wait()

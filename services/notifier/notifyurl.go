@@ -149,18 +149,6 @@ func newDialGuard(cfg config.Notifier) *dialGuard {
 	return g
 }
 
-// attachNotifyURLs reads the per-order notify_url of the jobs' orders.
-func (n *Notifier) attachNotifyURLs(ctx context.Context, jobs []*job) error {
-	urls, err := n.deps.Store.NotifyURLs(ctx, distinctOrders(jobs))
-	if err != nil {
-		return fmt.Errorf("load notify urls: %w", err)
-	}
-	for _, j := range jobs {
-		j.notifyURL = urls[j.ev.OrderID]
-	}
-	return nil
-}
-
 // endpointsFor is where j's event goes: the order's notify_url alone, or
 // every configured endpoint.
 func (n *Notifier) endpointsFor(j *job) []*endpoint {

@@ -2,8 +2,6 @@ package notifier
 
 import (
 	"cmp"
-	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -22,15 +20,11 @@ const (
 	forgedMismatch     = "mismatch"
 )
 
-// screen keeps the jobs whose event matches the store and terminates the
-// others: anything that can publish on yzpay.payment.> could otherwise have
-// the notifier sign a payment that never happened.
-func (n *Notifier) screen(ctx context.Context, jobs []*job) ([]*job, error) {
-	ids := distinctOrders(jobs)
-	orders, err := n.deps.Store.OrdersByID(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("load orders: %w", err)
-	}
+// screen keeps the jobs whose event matches the store (orders: the stored
+// orders of the jobs) and terminates the others: anything that can publish
+// on yzpay.payment.> could otherwise have the notifier sign a payment that
+// never happened.
+func (n *Notifier) screen(jobs []*job, orders []domain.Order) []*job {
 	byID := make(map[string]domain.Order, len(orders))
 	for _, o := range orders {
 		byID[o.OrderID] = o
@@ -57,7 +51,7 @@ func (n *Notifier) screen(ctx context.Context, jobs []*job) ([]*job, error) {
 			"payment", j.ev.Payment, "reason", reason, "detail", why)
 		_ = j.msg.Term()
 	}
-	return kept, nil
+	return kept
 }
 
 func distinctOrders(jobs []*job) []string {

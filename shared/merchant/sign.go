@@ -38,20 +38,20 @@ type Fields struct {
 
 // Sign returns the lowercase hex MD5 of time|tradeNo|orderId|payment|status|secret.
 func Sign(f Fields, secret string) string {
-	var b strings.Builder
-	b.Grow(len(f.Time) + len(f.TradeNo) + len(f.OrderID) + len(f.Status) + len(secret) + 25)
-	b.WriteString(f.Time)
-	b.WriteByte('|')
-	b.WriteString(f.TradeNo)
-	b.WriteByte('|')
-	b.WriteString(f.OrderID)
-	b.WriteByte('|')
-	b.WriteString(strconv.FormatInt(f.Payment, 10))
-	b.WriteByte('|')
-	b.WriteString(f.Status)
-	b.WriteByte('|')
-	b.WriteString(secret)
-	sum := md5.Sum([]byte(b.String()))
+	// On the stack for any realistic push: the notifier signs every one.
+	var buf [256]byte
+	b := append(buf[:0], f.Time...)
+	b = append(b, '|')
+	b = append(b, f.TradeNo...)
+	b = append(b, '|')
+	b = append(b, f.OrderID...)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, f.Payment, 10)
+	b = append(b, '|')
+	b = append(b, f.Status...)
+	b = append(b, '|')
+	b = append(b, secret...)
+	sum := md5.Sum(b)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -109,6 +109,34 @@ func (p Push) Form() url.Values {
 		"time":    {p.Time},
 		"sign":    {p.Sign},
 	}
+}
+
+// AppendForm appends p's form encoding to dst: exactly the bytes of
+// p.Form().Encode() (keys sorted, values query-escaped), without building
+// the url.Values.
+func (p Push) AppendForm(dst []byte) []byte {
+	dst = appendField(dst, "orderId=", p.OrderID)
+	dst = append(dst, "&payment="...)
+	dst = strconv.AppendInt(dst, p.Payment, 10) // digits and '-': never escaped
+	dst = appendField(dst, "&sign=", p.Sign)
+	dst = appendField(dst, "&status=", p.Status)
+	dst = appendField(dst, "&time=", p.Time)
+	dst = appendField(dst, "&tradeNo=", p.TradeNo)
+	return appendField(dst, "&uuid=", p.UUID)
+}
+
+// appendField appends key (already escaped) and url.QueryEscape(v); the
+// usual value (letters, digits, '-', '_', '.', '~') is copied as is, which
+// is what QueryEscape returns for it.
+func appendField(dst []byte, key, v string) []byte {
+	dst = append(dst, key...)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~') {
+			return append(dst, url.QueryEscape(v)...)
+		}
+	}
+	return append(dst, v...)
 }
 
 type jsonPush struct {

@@ -186,3 +186,37 @@ func TestFromRequestRejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+// AppendForm must send the bytes Form().Encode() would: merchants verify
+// the values they parse, and some compare the raw body.
+func TestAppendFormIsFormEncode(t *testing.T) {
+	pushes := []Push{
+		{TradeNo: "E123-456", OrderID: "order-1", Payment: 1999, Status: "TRADE_SUCCESS", UUID: "u", Time: "1700000000", Sign: "0123456789abcdef0123456789abcdef"},
+		{TradeNo: "a b+c", OrderID: "订单/1?x=y&z", Payment: -5, Status: "", UUID: "", Time: "", Sign: ""},
+		{TradeNo: "~._-", OrderID: "%41#é\x00\xff", Payment: 0, Status: "S T", UUID: "a=b;c,d:e@f$", Time: "1.5", Sign: "ABC"},
+	}
+	for _, v := range loadVectors(t) {
+		pushes = append(pushes, New(v.fields(), "uuid-"+v.OrderID, v.Secret))
+	}
+	for _, p := range pushes {
+		if got, want := string(p.AppendForm([]byte("prefix"))), "prefix"+p.Form().Encode(); got != want {
+			t.Errorf("AppendForm = %q, want %q", got, want)
+		}
+	}
+}
+
+func BenchmarkNewForm(b *testing.B) {
+	f := Fields{Time: "1764504000", TradeNo: "E20261130123456789012-123456789", OrderID: "order-000123", Payment: 1999, Status: "TRADE_SUCCESS"}
+	b.Run("Form.Encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = New(f, "buyer-42", "s3cret").Form().Encode()
+		}
+	})
+	b.Run("AppendForm", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = New(f, "buyer-42", "s3cret").AppendForm(make([]byte, 0, 256))
+		}
+	})
+}

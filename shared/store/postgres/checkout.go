@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/store"
 )
 
 // BindCheckout stores c unless the order has a checkout page already; see
@@ -132,4 +133,73 @@ func (s *Store) NotifyURLs(ctx context.Context, orderIDs []string) (map[string]s
 		return nil, fmt.Errorf("postgres store: notify urls: %w", err)
 	}
 	return out, nil
+}
+
+var _ store.OrderStateReader = (*Store)(nil)
+
+// OrderState reads OrdersByID, NotifyURLs and DeliveriesForOrders of
+// orderIDs with one round trip: the three queries go out as one batch. They
+// only read, so the batch's implicit transaction changes nothing; each still
+// sees what was committed when it ran, as the three separate calls did.
+func (s *Store) OrderState(ctx context.Context, orderIDs []string) (store.OrderState, error) {
+	st := store.OrderState{NotifyURLs: map[string]string{}}
+	if len(orderIDs) == 0 {
+		return st, nil
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+orderCols+` FROM orders WHERE order_id = ANY($1)`, orderIDs)
+	b.Queue(`SELECT order_id, notify_url FROM checkouts WHERE order_id = ANY($1) AND notify_url <> ''`, orderIDs)
+	b.Queue(`SELECT `+deliveryCols+` FROM deliveries WHERE order_id = ANY($1) ORDER BY event_id, endpoint`, orderIDs)
+	br := s.pool.SendBatch(ctx, b)
+	err := func() error {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			o, err := scanOrder(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			st.Orders = append(st.Orders, o)
+		}
+		if rows.Close(); rows.Err() != nil {
+			return rows.Err()
+		}
+		if rows, err = br.Query(); err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id, u string
+			if err := rows.Scan(&id, &u); err != nil {
+				rows.Close()
+				return err
+			}
+			st.NotifyURLs[id] = u
+		}
+		if rows.Close(); rows.Err() != nil {
+			return rows.Err()
+		}
+		if rows, err = br.Query(); err != nil {
+			return err
+		}
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			st.Deliveries = append(st.Deliveries, d)
+		}
+		rows.Close()
+		return rows.Err()
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return store.OrderState{}, fmt.Errorf("postgres store: order state: %w", err)
+	}
+	return st, nil
 }

@@ -375,13 +375,15 @@ func (s *Store) RecordObservations(ctx context.Context, obs []domain.Observation
 	}
 	now := now()
 	changes := make([]domain.Change, len(obs))
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx2(ctx, func(first *pgx.Batch) {
 		// Lock every order of the batch up front, in order_id order: a
 		// concurrent batch touching the same orders then waits instead of
 		// deadlocking, and the status read here cannot go stale before the
 		// write.
-		rows, err := tx.Query(ctx, `SELECT `+orderCols+` FROM orders
+		first.Queue(`SELECT `+orderCols+` FROM orders
 			WHERE qr_id = ANY($1) ORDER BY order_id FOR UPDATE`, qrIDs)
+	}, func(br pgx.BatchResults, second *pgx.Batch) error {
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
@@ -425,10 +427,9 @@ func (s *Store) RecordObservations(ctx context.Context, obs []domain.Observation
 		if len(h.orderID) == 0 {
 			return nil
 		}
-		// Both statements go out in one round trip. ORDER BY n: history ids
-		// follow the order the observations were applied in.
-		batch := &pgx.Batch{}
-		batch.Queue(`INSERT INTO observations (order_id, source, qr_id, tid, status, payment,
+		// ORDER BY n: history ids follow the order the observations were
+		// applied in.
+		second.Queue(`INSERT INTO observations (order_id, source, qr_id, tid, status, payment,
 				buyer_id, pay_type, paid_at, observed_at, recorded_at, changed, from_status)
 			SELECT order_id, 'youzan', qr_id, tid, status, payment, buyer_id, pay_type, paid_at, observed_at,
 				$11, changed, from_status
@@ -443,7 +444,7 @@ func (s *Store) RecordObservations(ctx context.Context, obs []domain.Observation
 			for _, o := range dirty {
 				u.add(o)
 			}
-			batch.Queue(`UPDATE orders AS o SET status = v.status, tid = v.tid, payment = v.payment,
+			second.Queue(`UPDATE orders AS o SET status = v.status, tid = v.tid, payment = v.payment,
 				buyer_id = v.buyer_id, pay_type = v.pay_type, paid_at = v.paid_at, ever_paid = v.ever_paid,
 				updated_at = v.updated_at
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
@@ -452,12 +453,72 @@ func (s *Store) RecordObservations(ctx context.Context, obs []domain.Observation
 			WHERE o.order_id = v.order_id`,
 				u.orderID, u.status, u.tid, u.payment, u.buyerID, u.payType, u.paidAt, u.everPaid, u.updatedAt)
 		}
-		return tx.SendBatch(ctx, batch).Close()
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: record observations: %w", err)
 	}
 	return changes, nil
+}
+
+// inTx2 runs a read-then-write transaction in two round trips instead of
+// pgx.BeginFunc's four: BEGIN goes out with the statements queued by read,
+// and COMMIT with those write queues after looking at their results (br).
+// The guarantees are BeginFunc's: one transaction; the locks the first
+// statements take hold until the COMMIT; nothing is committed unless every
+// statement succeeded (after an error the server skips the rest of the
+// pipeline, COMMIT included, and the transaction is rolled back here); and
+// inTx2 returns nil only once the COMMIT has been answered, that is durable
+// (synchronous_commit), so a caller still acks only committed work. A write
+// that queues nothing still commits (the read locks are released).
+func (s *Store) inTx2(ctx context.Context, read func(b *pgx.Batch), write func(br pgx.BatchResults, b *pgx.Batch) error) (err error) {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if c.Conn().PgConn().TxStatus() != 'I' && !c.Conn().IsClosed() {
+			// Not committed: an error, or a panic in write. A failed rollback
+			// leaves the connection in a transaction, and Release then closes
+			// it, which rolls back on the server.
+			_, _ = c.Exec(context.WithoutCancel(ctx), "rollback")
+		}
+		c.Release()
+	}()
+	first := &pgx.Batch{}
+	first.Queue("begin")
+	read(first)
+	br := c.SendBatch(ctx, first)
+	if _, err := br.Exec(); err != nil { // the begin
+		br.Close()
+		return err
+	}
+	second := &pgx.Batch{}
+	werr := write(br, second)
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if werr != nil {
+		return werr
+	}
+	second.Queue("commit")
+	br = c.SendBatch(ctx, second)
+	var tag pgconn.CommandTag
+	for range second.QueuedQueries {
+		if tag, err = br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		// What COMMIT answers in an aborted transaction. An error above
+		// comes first, so this should not happen; never take it for a commit.
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
 }
 
 // history collects observation rows column by column for one INSERT.
@@ -562,46 +623,12 @@ func scanDelivery(row scanner) (domain.Delivery, error) {
 	return d, nil
 }
 
-// RecordAttempts counts one attempt per element, in order, in one transaction.
-func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) ([]domain.Delivery, error) {
-	if len(attempts) == 0 {
-		return nil, nil
-	}
-	now := now()
-	batch := &pgx.Batch{}
-	for _, a := range attempts {
-		at := a.At
-		if at.IsZero() {
-			at = now
-		}
-		at = trunc(at)
-		var delivered, givenUp, superseded *time.Time
-		if a.Delivered {
-			delivered = &at
-		}
-		if a.GiveUp {
-			givenUp = &at
-		}
-		tried := 1
-		if a.Superseded {
-			superseded, tried = &at, 0
-		}
-		if a.Held {
-			tried = 0
-		}
-		var event []byte
-		if len(a.Event) > 0 {
-			event = a.Event
-		}
-		// The event, its order and status are what the first attempt pushed;
-		// later attempts only fill them in if they were missing. Delivered and
-		// given-up keep their first time: once delivered stays delivered.
-		// The attempt-log row goes in the same statement (a data-modifying
-		// CTE), numbered by the delivery's count after this attempt: no
-		// extra round trip, and the log cannot disagree with the count.
-		batch.Queue(`WITH d AS (INSERT INTO deliveries AS d (event_id, endpoint, order_id, status, event, attempts,
-				last_http_status, last_error, next_attempt_at, delivered_at, given_up_at, superseded_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $13, $6, $7, $8, $9, $10, $12, $11, $11)
+// upsertDelivery is the ON CONFLICT part shared by both forms of
+// RecordAttempts. The event, its order and status are what the first
+// attempt pushed; later attempts only fill them in if they were missing.
+// Delivered and given-up keep their first time: once delivered stays
+// delivered.
+const upsertDelivery = `
 			ON CONFLICT (event_id, endpoint) DO UPDATE SET
 				attempts = d.attempts + excluded.attempts,
 				-- A superseded record sends nothing: keep the last answer.
@@ -620,31 +647,191 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 				status = CASE WHEN d.status = '' THEN excluded.status ELSE d.status END,
 				event = coalesce(d.event, excluded.event),
 				updated_at = excluded.updated_at
-			RETURNING `+deliveryCols+`),
+			RETURNING ` + deliveryCols
+
+// attemptRow is one attempt as RecordAttempts writes it.
+type attemptRow struct {
+	at                            time.Time
+	next, delivered, givenUp, sup *time.Time
+	tried                         int32
+	event                         []byte
+	errText, excerpt, outcome     string
+}
+
+func newAttemptRow(a domain.Attempt, now time.Time) attemptRow {
+	r := attemptRow{at: a.At, tried: 1, next: toNull(a.NextAttemptAt),
+		errText: store.TruncateError(a.Error), excerpt: store.TruncateExcerpt(a.Excerpt), outcome: a.Outcome()}
+	if r.at.IsZero() {
+		r.at = now
+	}
+	r.at = trunc(r.at)
+	if a.Delivered {
+		r.delivered = &r.at
+	}
+	if a.GiveUp {
+		r.givenUp = &r.at
+	}
+	if a.Superseded {
+		r.sup, r.tried = &r.at, 0
+	}
+	if a.Held {
+		r.tried = 0
+	}
+	if len(a.Event) > 0 {
+		r.event = a.Event
+	}
+	return r
+}
+
+// RecordAttempts counts one attempt per element, in order, in one transaction.
+func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) ([]domain.Delivery, error) {
+	if len(attempts) == 0 {
+		return nil, nil
+	}
+	now := now()
+	rows := make([]attemptRow, len(attempts))
+	for i, a := range attempts {
+		rows[i] = newAttemptRow(a, now)
+	}
+	var (
+		out []domain.Delivery
+		err error
+	)
+	if len(attempts) > 1 && distinctDeliveries(attempts) {
+		out, err = s.recordAttemptsAtOnce(ctx, attempts, rows)
+	} else {
+		out, err = s.recordAttemptsEach(ctx, attempts, rows)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: record attempts: %w", err)
+	}
+	return out, nil
+}
+
+// distinctDeliveries tells whether no delivery is counted twice: one
+// INSERT … ON CONFLICT cannot update a row twice.
+func distinctDeliveries(attempts []domain.Attempt) bool {
+	type key struct{ event, endpoint string }
+	seen := make(map[key]struct{}, len(attempts))
+	for _, a := range attempts {
+		k := key{a.EventID, a.Endpoint}
+		if _, dup := seen[k]; dup {
+			return false
+		}
+		seen[k] = struct{}{}
+	}
+	return true
+}
+
+// recordAttemptsAtOnce writes a batch of distinct deliveries with one
+// statement over arrays: one execution on the server instead of one per
+// attempt. Same rows as recordAttemptsEach: the upsert is the same, each
+// delivery is touched once, and the log rows go in in the order of the
+// attempts (ORDER BY n), each numbered by its delivery's count after it. One
+// statement is one transaction, committed before the answer.
+func (s *Store) recordAttemptsAtOnce(ctx context.Context, attempts []domain.Attempt, rows []attemptRow) ([]domain.Delivery, error) {
+	n := len(attempts)
+	var (
+		eventID, endpoint, orderID, status, errText, errClass, excerpt, outcome = make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n)
+		event                         = make([][]byte, n)
+		httpStatus, tried             = make([]int32, n), make([]int32, n)
+		at                            = make([]time.Time, n)
+		next, delivered, givenUp, sup = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		duration                      = make([]int64, n)
+	)
+	for i, a := range attempts {
+		r := rows[i]
+		eventID[i], endpoint[i], orderID[i], status[i] = a.EventID, a.Endpoint, a.OrderID, a.Status
+		errText[i], errClass[i], excerpt[i], outcome[i] = r.errText, a.ErrorClass, r.excerpt, r.outcome
+		event[i], httpStatus[i], tried[i], at[i] = r.event, int32(a.HTTPStatus), r.tried, r.at
+		next[i], delivered[i], givenUp[i], sup[i] = r.next, r.delivered, r.givenUp, r.sup
+		duration[i] = a.Duration.Milliseconds()
+	}
+	q, err := s.pool.Query(ctx, `WITH v AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::integer[],
+				$7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[],
+				$12::timestamptz[], $13::integer[], $14::bigint[], $15::text[], $16::text[], $17::text[])
+				WITH ORDINALITY AS v(event_id, endpoint, order_id, status, event, http_status, error,
+					next_attempt_at, delivered_at, given_up_at, at, superseded_at, tried, duration_ms,
+					error_class, excerpt, outcome, n)),
+		d AS (INSERT INTO deliveries AS d (event_id, endpoint, order_id, status, event, attempts,
+				last_http_status, last_error, next_attempt_at, delivered_at, given_up_at, superseded_at, created_at, updated_at)
+			SELECT event_id, endpoint, order_id, status, event, tried, http_status, error, next_attempt_at,
+				delivered_at, given_up_at, superseded_at, at, at
+			FROM v ORDER BY n`+upsertDelivery+`),
+		j AS (SELECT d.*, v.n, v.at AS tried_at, v.tried, v.duration_ms, v.http_status, v.error_class,
+				v.error AS tried_error, v.excerpt, v.outcome
+			FROM d JOIN v ON v.event_id COLLATE "C" = d.event_id AND v.endpoint COLLATE "C" = d.endpoint),
+		l AS (INSERT INTO delivery_attempts (event_id, order_id, endpoint, status, attempt, at, duration_ms,
+				http_status, error_class, error, excerpt, outcome)
+			SELECT event_id, order_id, endpoint, status, attempts, tried_at, duration_ms, http_status,
+				error_class, tried_error, excerpt, outcome
+			FROM j WHERE tried = 1 ORDER BY n)
+		SELECT `+deliveryCols+` FROM j ORDER BY n`,
+		eventID, endpoint, orderID, status, event, httpStatus, errText, next, delivered, givenUp, at, sup, tried,
+		duration, errClass, excerpt, outcome)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	out := make([]domain.Delivery, 0, n)
+	for q.Next() {
+		d, err := scanDelivery(q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	if err := q.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("%d deliveries written for %d attempts", len(out), n)
+	}
+	return out, nil
+}
+
+// recordAttemptsEach writes the attempts one statement each, in order: a
+// delivery may be counted more than once.
+func (s *Store) recordAttemptsEach(ctx context.Context, attempts []domain.Attempt, rows []attemptRow) ([]domain.Delivery, error) {
+	batch := &pgx.Batch{}
+	for i, a := range attempts {
+		r := rows[i]
+		// The attempt-log row goes in the same statement (a data-modifying
+		// CTE), numbered by the delivery's count after this attempt: no
+		// extra round trip, and the log cannot disagree with the count.
+		batch.Queue(`WITH d AS (INSERT INTO deliveries AS d (event_id, endpoint, order_id, status, event, attempts,
+				last_http_status, last_error, next_attempt_at, delivered_at, given_up_at, superseded_at, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $13, $6, $7, $8, $9, $10, $12, $11, $11)`+upsertDelivery+`),
 			l AS (INSERT INTO delivery_attempts (event_id, order_id, endpoint, status, attempt, at, duration_ms,
 					http_status, error_class, error, excerpt, outcome)
 				SELECT event_id, order_id, endpoint, status, attempts, $11, $14, $6, $15, $7, $16, $17
 				FROM d WHERE $13::integer = 1)
 			SELECT `+deliveryCols+` FROM d`,
-			a.EventID, a.Endpoint, a.OrderID, a.Status, event, a.HTTPStatus, store.TruncateError(a.Error),
-			toNull(a.NextAttemptAt), delivered, givenUp, at, superseded, tried,
-			a.Duration.Milliseconds(), a.ErrorClass, store.TruncateExcerpt(a.Excerpt), a.Outcome())
+			a.EventID, a.Endpoint, a.OrderID, a.Status, r.event, a.HTTPStatus, r.errText,
+			r.next, r.delivered, r.givenUp, r.at, r.sup, r.tried,
+			a.Duration.Milliseconds(), a.ErrorClass, r.excerpt, r.outcome)
 	}
 	out := make([]domain.Delivery, 0, len(attempts))
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		br := tx.SendBatch(ctx, batch)
-		for range attempts {
-			d, err := scanDelivery(br.QueryRow())
-			if err != nil {
-				br.Close()
-				return err
-			}
-			out = append(out, d)
+	// No BEGIN and COMMIT of our own: a batch is one pipeline ending in a
+	// single Sync, which the server runs as one implicit transaction. It is
+	// all or nothing as before (an error skips the rest and rolls back), and
+	// Close returns only after the Sync's commit has been answered, that is
+	// durable, so the notifier still acks only what is committed. Two round
+	// trips fewer per batch.
+	br := s.pool.SendBatch(ctx, batch)
+	for range attempts {
+		d, err := scanDelivery(br.QueryRow())
+		if err != nil {
+			br.Close()
+			return nil, err
 		}
-		return br.Close()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres store: record attempts: %w", err)
+		out = append(out, d)
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

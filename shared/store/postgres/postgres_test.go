@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,4 +127,53 @@ func TestHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.CheckHistory(t, got, want)
+}
+
+// A batch whose write fails (here the order UPDATE breaks a CHECK after the
+// history INSERT went through) leaves nothing behind, releases its row
+// locks and returns its connection usable: with a pool of one connection
+// the next batch would otherwise block or fail.
+func TestRecordObservationsFailureRollsBack(t *testing.T) {
+	url := postgrestest.NewDatabase(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	s, err := postgres.Open(t.Context(), url+sep+"pool_max_conns=1")
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"a", "b"} {
+		if _, err := s.Reserve(t.Context(), domain.NewOrder{OrderID: id, Name: "n", Price: 990}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AttachQR(t.Context(), id, domain.QRCode{ID: int64(i + 1), URL: "u"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paid := func(qr, payment int64) domain.Observation {
+		return domain.Observation{QRID: qr, TID: "T" + strconv.FormatInt(qr, 10), Status: domain.StatusTradeSuccess,
+			Payment: payment, BuyerID: "b", PayType: "W", PaidAt: time.Now()}
+	}
+	if _, err := s.RecordObservations(t.Context(), []domain.Observation{paid(1, 990), paid(2, -1)}); err == nil {
+		t.Fatal("RecordObservations with a negative payment succeeded")
+	}
+	var n int
+	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM observations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d observations kept from a failed batch", n)
+	}
+	if o, _ := s.OrderByID(t.Context(), "a"); o.Status != domain.StatusWaitBuyerPay {
+		t.Errorf("order a is %s after a failed batch", o.Status)
+	}
+	ch, err := s.RecordObservations(t.Context(), []domain.Observation{paid(1, 990)})
+	if err != nil || !ch[0].Changed || ch[0].Order.Status != domain.StatusTradeSuccess {
+		t.Fatalf("next batch: %+v, %v", ch, err)
+	}
 }

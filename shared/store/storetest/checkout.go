@@ -3,6 +3,10 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,5 +210,53 @@ func testAttachQRAndCheckoutConcurrent(t *testing.T, s store.Store) {
 	wg.Wait()
 	if len(seen) != 1 {
 		t.Fatalf("concurrent AttachQRAndCheckout returned %d different results (%v), want 1", len(seen), seen)
+	}
+}
+
+// testOrderState: store.ReadOrderState (one round trip where the backend
+// offers it) reads what OrdersByID, NotifyURLs and DeliveriesForOrders do.
+func testOrderState(t *testing.T, s store.Store) {
+	create(t, s, "os-1", 7101)
+	create(t, s, "os-2", 7102)
+	create(t, s, "os-3", 7103)
+	if _, err := s.BindCheckout(ctx(t), domain.Checkout{Token: "tok-os-1-000000000000000000", OrderID: "os-1", NotifyURL: "https://shop.example/n/1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BindCheckout(ctx(t), domain.Checkout{Token: "tok-os-2-000000000000000000", OrderID: "os-2"}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	if _, err := s.RecordAttempts(ctx(t), []domain.Attempt{
+		{EventID: "T1:TRADE_SUCCESS", Endpoint: "https://a.example", OrderID: "os-1", Status: domain.StatusTradeSuccess, Event: []byte(`{"v":1}`), HTTPStatus: 200, Delivered: true, At: at},
+		{EventID: "T1:TRADE_SUCCESS", Endpoint: "https://b.example", OrderID: "os-1", Status: domain.StatusTradeSuccess, HTTPStatus: 500, Error: "x", NextAttemptAt: at.Add(time.Minute), At: at},
+		{EventID: "T3:TRADE_PAID", Endpoint: "https://a.example", OrderID: "os-3", Status: domain.StatusTradePaid, HTTPStatus: 200, Delivered: true, At: at},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ids := range [][]string{{"os-1", "os-2", "os-3", "os-missing"}, {"os-2"}, {"os-missing"}, nil} {
+		got, err := store.ReadOrderState(ctx(t), s, ids)
+		if err != nil {
+			t.Fatalf("ReadOrderState(%v): %v", ids, err)
+		}
+		orders, err1 := s.OrdersByID(ctx(t), ids)
+		urls, err2 := s.NotifyURLs(ctx(t), ids)
+		ds, err3 := s.DeliveriesForOrders(ctx(t), ids)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		sortOrders := func(os []domain.Order) []domain.Order {
+			os = slices.Clone(os)
+			slices.SortFunc(os, func(a, b domain.Order) int { return strings.Compare(a.OrderID, b.OrderID) })
+			return os
+		}
+		if g, w := sortOrders(got.Orders), sortOrders(orders); !reflect.DeepEqual(g, w) {
+			t.Errorf("ReadOrderState(%v).Orders = %+v, want %+v", ids, g, w)
+		}
+		if len(got.NotifyURLs) != len(urls) || !maps.Equal(got.NotifyURLs, urls) {
+			t.Errorf("ReadOrderState(%v).NotifyURLs = %v, want %v", ids, got.NotifyURLs, urls)
+		}
+		if len(got.Deliveries) != len(ds) || len(ds) > 0 && !reflect.DeepEqual(got.Deliveries, ds) {
+			t.Errorf("ReadOrderState(%v).Deliveries = %+v, want %+v", ids, got.Deliveries, ds)
+		}
 	}
 }
