@@ -116,8 +116,8 @@ func scanCheckout(row *sql.Row) (domain.Checkout, error) {
 func (s *Store) NotifyURLs(ctx context.Context, orderIDs []string) (map[string]string, error) {
 	out := map[string]string{}
 	for chunk := range slices.Chunk(orderIDs, inChunk) {
-		rows, err := s.r.QueryContext(ctx, `SELECT order_id, notify_url FROM checkouts
-			WHERE notify_url <> '' AND order_id IN (`+marks(len(chunk))+`)`, anys(chunk)...)
+		rows, err := s.queryIn(ctx, `SELECT order_id, notify_url FROM checkouts
+			WHERE notify_url <> '' AND order_id IN (`+marks(len(chunk))+`)`, len(chunk), anys(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite store: notify urls: %w", err)
 		}

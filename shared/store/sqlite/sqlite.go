@@ -305,7 +305,8 @@ func (s *Store) OrdersByID(ctx context.Context, orderIDs []string) ([]domain.Ord
 	var out []domain.Order
 	for start := 0; start < len(orderIDs); start += inChunk {
 		ids := orderIDs[start:min(start+inChunk, len(orderIDs))]
-		os, err := s.queryOrders(ctx, "orders by id", `SELECT `+orderCols+` FROM orders WHERE order_id IN (`+marks(len(ids))+`)`, anys(ids)...)
+		rows, err := s.queryIn(ctx, `SELECT `+orderCols+` FROM orders WHERE order_id IN (`+marks(len(ids))+`)`, len(ids), anys(ids)...)
+		os, err := scanOrderRows("orders by id", rows, err)
 		if err != nil {
 			return nil, err
 		}
@@ -376,6 +377,12 @@ func (s *Store) UnpaidOrders(ctx context.Context, from, to time.Time, limit int)
 
 func (s *Store) queryOrders(ctx context.Context, what, q string, args ...any) ([]domain.Order, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
+	return scanOrderRows(what, rows, err)
+}
+
+// scanOrderRows reads the orders of a query's rows; what names the query in
+// its errors, including err, the query's own.
+func scanOrderRows(what string, rows *sql.Rows, err error) ([]domain.Order, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %s: %w", what, err)
 	}
@@ -658,8 +665,9 @@ func (s *Store) DeliveriesForOrders(ctx context.Context, orderIDs []string) ([]d
 	var out []domain.Delivery
 	for start := 0; start < len(orderIDs); start += inChunk {
 		ids := orderIDs[start:min(start+inChunk, len(orderIDs))]
-		ds, err := s.queryDeliveries(ctx, "deliveries for orders",
-			`SELECT `+deliveryCols+` FROM deliveries WHERE order_id IN (`+marks(len(ids))+`) ORDER BY event_id, endpoint`, anys(ids)...)
+		rows, err := s.queryIn(ctx,
+			`SELECT `+deliveryCols+` FROM deliveries WHERE order_id IN (`+marks(len(ids))+`) ORDER BY event_id, endpoint`, len(ids), anys(ids)...)
+		ds, err := scanDeliveryRows("deliveries for orders", rows, err)
 		if err != nil {
 			return nil, err
 		}
@@ -694,6 +702,11 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]d
 
 func (s *Store) queryDeliveries(ctx context.Context, what, q string, args ...any) ([]domain.Delivery, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
+	return scanDeliveryRows(what, rows, err)
+}
+
+// scanDeliveryRows is scanOrderRows for deliveries.
+func scanDeliveryRows(what string, rows *sql.Rows, err error) ([]domain.Delivery, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %s: %w", what, err)
 	}

@@ -109,3 +109,23 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) (*sql.Ro
 	}
 	return st.QueryRowContext(ctx, args...), nil
 }
+
+// inListCached bounds the IN (...) lists whose statements the reader cache
+// keeps. The notifier's micro-batches read a few orders at a time, so the
+// same few texts come back all the time (parsing them was a third of the
+// batch's reads; docs/performance.md "Hot path"); longer lists are rare and
+// parsed per call, which keeps the cache at most this many texts per query.
+const inListCached = 32
+
+// queryIn runs a query with an IN list of n marks on the reader pool,
+// through a prepared statement when n is small (see inListCached).
+func (s *Store) queryIn(ctx context.Context, query string, n int, args ...any) (*sql.Rows, error) {
+	if n > inListCached {
+		return s.r.QueryContext(ctx, query, args...)
+	}
+	st, err := s.rs.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}

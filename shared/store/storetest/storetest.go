@@ -1231,6 +1231,25 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/payment")
 		})
 	}
+	// What the notifier reads per batch before it posts: the batch's orders,
+	// their notify_urls and deliveries (store.ReadOrderState), for a batch of
+	// 4 orders as at 1000/s.
+	b.Run("ReadOrderState4", func(b *testing.B) {
+		s := setup(b)
+		seed(b, s)
+		i := 0
+		ids := make([]string, 4)
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			for j := range ids {
+				ids[j] = fmt.Sprintf("bench-%d", i%orders)
+				i++
+			}
+			if _, err := store.ReadOrderState(b.Context(), s, ids); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // --- history (the backends' tests read their own tables) ---
