@@ -26,8 +26,13 @@ func TestFaultTradefetcherCrash(t *testing.T) {
 	h := newHarness(t, options{})
 	s := h.startStream(payments)
 	s.waitPaid(t, faultAt)
+	// Youzan answers slowly while the kill lands, so the receipts counted as
+	// unacked are still being fetched when it does (a fast fetch could be
+	// acked between the count and the kill).
+	h.sb.SetKnobs(sandbox.Knobs{Latency: 2 * time.Second})
 	h.waitBusy(natsjs.WebhookStream, natsjs.TradefetcherDurable)
 	h.killFetcher()
+	h.sb.SetKnobs(baseKnobs)
 	s.waitPaid(t, faultAt+faultFor)
 	h.restartFetcher()
 	h.settle("tradefetcher-crash", s, time.Now())
@@ -46,8 +51,14 @@ func TestFaultNotifierCrash(t *testing.T) {
 	h := newHarness(t, options{})
 	s := h.startStream(payments)
 	s.waitPaid(t, faultAt)
-	h.waitBusy(natsjs.PaymentStream, natsjs.NotifierDurable)
+	// The kill must catch a push in flight: the merchant holds its answers
+	// until the notifier is gone (an unacked count read just before the kill
+	// can be stale by the time it lands, and a fast notifier has nothing
+	// in flight most of the time).
+	release := h.merchant.holdAnswers()
+	eventually(t, 20*time.Second, "a push waiting for the merchant's answer", func() bool { return h.merchant.held.Load() > 0 })
 	h.killNotifier()
+	release()
 	s.waitPaid(t, faultAt+faultFor)
 	h.restartNotifier()
 	h.settle("notifier-crash", s, time.Now())

@@ -599,6 +599,21 @@ type merchant struct {
 	srv  *http.Server
 	got  []push
 	fail atomic.Bool // answer 503
+	// hold, while set, keeps every push waiting for an answer until it is
+	// closed; held counts the pushes waiting.
+	hold atomic.Pointer[chan struct{}]
+	held atomic.Int32
+}
+
+// holdAnswers makes pushes wait for their answer until the returned func is
+// called: a notifier stopped meanwhile is caught with pushes in flight.
+func (m *merchant) holdAnswers() (release func()) {
+	ch := make(chan struct{})
+	m.hold.Store(&ch)
+	return func() {
+		m.hold.Store(nil)
+		close(ch)
+	}
 }
 
 func newMerchant(t *testing.T) *merchant {
@@ -662,6 +677,14 @@ func (m *merchant) serve(w http.ResponseWriter, r *http.Request) {
 		p.answered = http.StatusServiceUnavailable
 	default:
 		p.answered = http.StatusOK
+	}
+	if ch := m.hold.Load(); ch != nil {
+		m.held.Add(1)
+		select {
+		case <-*ch:
+		case <-r.Context().Done():
+		}
+		m.held.Add(-1)
 	}
 	time.Sleep(merchantDelay) // a real merchant takes a moment
 	m.mu.Lock()
