@@ -105,8 +105,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlags("serve", "serve [--sandbox]\n\nRuns gateway, tradefetcher and notifier in one process. With NATS_URL unset it\nstarts an embedded JetStream server under DATA_DIR/nats; with DATABASE_URL unset\nit uses SQLite at DATA_DIR/yzpay.db.", stderr)
 	sb := fs.Bool("sandbox", false, "also run the Youzan sandbox in-process (same as YOUZAN_MODE=sandbox)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file until the process stops (for performance work)")
+	memprofile := fs.String("memprofile", "", "write a heap profile to this file each time the live heap is larger than ever before, checked every second (for performance work)")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *memprofile != "" {
+		stop, err := startHeapSnapshots(*memprofile, time.Second, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "yzpay serve:", process.Line(err))
+			return 2
+		}
+		defer stop()
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)

@@ -210,7 +210,12 @@ func errorCases() []errCase {
 			status: 500, code: "internal", message: "internal error"},
 		{name: "push busy", busy: true, method: "POST", path: "/api/status", body: good, header: goodHeader,
 			status: 503, code: "busy", message: "too many pushes in flight; retry later",
-			wantHeader: map[string]string{"Retry-After": "5"}},
+			wantHeader: map[string]string{"Retry-After": "5", "Connection": "close"}},
+		// With every slot taken the body is not even read: a body that
+		// fails when read still gets busy, not bad_body.
+		{name: "push busy before reading", busy: true, method: "POST", path: "/api/status", body: failingBody{},
+			status: 503, code: "busy", message: "too many pushes in flight; retry later",
+			wantHeader: map[string]string{"Retry-After": "5", "Connection": "close"}},
 		{name: "push too large", method: "POST", path: "/api/status", body: qr(strings.Repeat(" ", 64<<10+1)),
 			status: 413, code: "body_too_large", message: "push body exceeds 64 KiB"},
 		{name: "push bad tid", method: "POST", path: "/api/status", body: badTID, header: badTIDHeader,

@@ -54,6 +54,16 @@ func writeYouzanOK(w http.ResponseWriter) {
 // (docs/security.md#bounded-intake).
 func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	received := time.Now()
+	// Every publish slot taken: this push would be refused after reading
+	// and verifying it, so refuse it now. Under overload (a backlog on one
+	// core, Youzan pushing again every few seconds) reading and verifying
+	// pushes only to refuse them took the CPU the backlog needed, and each
+	// refused sender's connection stayed open. The check takes no slot, so
+	// a slow or unverified sender still cannot hold one.
+	if len(g.pushes) == cap(g.pushes) {
+		g.refuseBusy(w, r, "unknown")
+		return
+	}
 	body, release, err := g.readPush(w, r)
 	defer release()
 	if err != nil {
@@ -106,9 +116,7 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 	case g.pushes <- struct{}{}:
 		defer func() { <-g.pushes }()
 	default:
-		g.m.PushesReceived.WithLabelValues(p.Type, "busy").Inc()
-		w.Header().Set("Retry-After", "5")
-		g.writeErr(w, r, domain.Errorf(domain.CodeBusy, "too many pushes in flight; retry later"))
+		g.refuseBusy(w, r, p.Type)
 		return
 	}
 	dup, err := g.publishReceipt(r.Context(), p, body, received)
@@ -124,6 +132,18 @@ func (g *Gateway) receivePush(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	g.m.PushesReceived.WithLabelValues(p.Type, result).Inc()
 	writeYouzanOK(w)
+}
+
+// refuseBusy answers 503 busy because every publish slot is taken, and
+// closes the connection: Youzan pushes again in a few seconds anyway, and
+// under overload the open connections of refused senders were a good part
+// of yzpay serve's memory (8 KiB of buffers and a goroutine each, thousands
+// at once; docs/performance.md, "Memory under backlog").
+func (g *Gateway) refuseBusy(w http.ResponseWriter, r *http.Request, pushType string) {
+	g.m.PushesReceived.WithLabelValues(pushType, "busy").Inc()
+	w.Header().Set("Retry-After", "5")
+	w.Header().Set("Connection", "close")
+	g.writeErr(w, r, domain.Errorf(domain.CodeBusy, "too many pushes in flight; retry later"))
 }
 
 // readPush reads the whole body within PushReadTimeout, at most maxPushBody

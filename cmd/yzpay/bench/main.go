@@ -32,6 +32,7 @@ type options struct {
 	workers    int
 	logLevel   string
 	cpuprofile string
+	memprofile string
 	keep       bool
 	rig        string
 	pinMode    string
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "warn", "LOG_LEVEL of the yzpay processes")
 	flag.BoolVar(&o.keep, "keep", false, "keep each setup's temporary directory (process logs) and print its path")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "embedded setup: write yzpay serve's CPU profile to this file")
+	flag.StringVar(&o.memprofile, "memprofile", "", "embedded setup: write yzpay serve's heap profile, taken when its live heap was largest, to this file")
 	flag.StringVar(&o.rig, "rig", "cheap", "cheap: trade.get from precomputed bodies, sign checked on pooled buffers; full: the sandbox and the merchant package on every call (the rig before issue 16)")
 	flag.StringVar(&o.pinMode, "pin", "auto", "auto: with taskset and 2+ cores, yzpay on the first half of the cores and this rig on the rest; off: everything on every core")
 	flag.IntVar(&o.maxRate, "max", 0, "after the -steps list, keep stepping up (x1.5) until a step is not held or this rate is reached; 0: only -steps")

@@ -259,6 +259,10 @@ func runSetup(ctx context.Context, o options, setup string) (SetupResult, error)
 			prof, _ := filepath.Abs(o.cpuprofile)
 			args = append(args, "--cpuprofile", prof)
 		}
+		if o.memprofile != "" {
+			prof, _ := filepath.Abs(o.memprofile)
+			args = append(args, "--memprofile", prof)
+		}
 		p, err := startProc(&o.pin, "yzpay", filepath.Join(o.bin, "yzpay"), args, append(common, "DATA_DIR="+filepath.Join(dir, "data")), dir)
 		if err != nil {
 			return res, err
