@@ -243,15 +243,19 @@ func (g *Gateway) ensureQR(ctx context.Context, req domain.NewOrder, page domain
 			return created{order: res.Order}, nil
 		}
 		if res.Claimed {
-			qr, err := g.deps.Youzan.CreateQRCode(ctx, req.Name, req.Price)
-			if err != nil {
-				// Let the merchant's retry claim at once. If Youzan did make
-				// a QR we never heard of, nobody was shown it: no one can pay it.
+			// On failure, let the merchant's retry claim at once. A QR Youzan
+			// made that we could not record was shown to nobody: no one can
+			// pay it. (A claim whose QR is attached is not released.)
+			release := func() {
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				defer cancel()
 				if rerr := g.deps.Store.ReleaseClaim(rctx, req.OrderID, res.ClaimToken); rerr != nil {
 					g.log.Warn("could not release QR claim; it lapses by itself", "order_id", req.OrderID, "err", rerr)
 				}
-				cancel()
+			}
+			qr, err := g.deps.Youzan.CreateQRCode(ctx, req.Name, req.Price)
+			if err != nil {
+				release()
 				return created{}, err
 			}
 			var c created
@@ -267,6 +271,7 @@ func (g *Gateway) ensureQR(ctx context.Context, req domain.NewOrder, page domain
 				} // else another QR won (a lapsed claim): the handler draws that one
 			}
 			if err != nil {
+				release()
 				return created{}, fmt.Errorf("attach qr %d: %w", qr.ID, err)
 			}
 			g.log.Info("order created", "order_id", c.order.OrderID, "qr_id", c.order.QRID, "price", c.order.Price)

@@ -481,7 +481,11 @@ func (s *Store) inTx2(ctx context.Context, read func(b *pgx.Batch), write func(b
 			// Not committed: an error, or a panic in write. A failed rollback
 			// leaves the connection in a transaction, and Release then closes
 			// it, which rolls back on the server.
-			_, _ = c.Exec(context.WithoutCancel(ctx), "rollback")
+			// Bounded: on a half-dead connection the rollback must not hang
+			// the caller.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_, _ = c.Exec(rctx, "rollback")
+			cancel()
 		}
 		c.Release()
 	}()

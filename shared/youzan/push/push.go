@@ -20,11 +20,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/yzpay/yzpay/shared/youzan/internal/jsonscan"
 )
@@ -164,19 +164,19 @@ func Verify(body []byte, header http.Header, clientID, clientSecret string) (Pus
 }
 
 // signMatches reports whether got is the signature of data (EventSign over
-// the body, BodySign over msg), computed on a pooled buffer.
+// the body, BodySign over msg). The parts are hashed in turn rather than
+// joined in a buffer, so no copy of the secret outlives the call.
 func signMatches(clientID string, data []byte, clientSecret, got string) bool {
-	bp := signBufs.Get().(*[]byte)
-	b := append(append(append((*bp)[:0], clientID...), data...), clientSecret...)
-	sum := md5.Sum(b)
-	*bp = b
-	signBufs.Put(bp)
+	h := md5.New()
+	_, _ = io.WriteString(h, clientID)
+	_, _ = h.Write(data)
+	_, _ = io.WriteString(h, clientSecret)
+	var sum [md5.Size]byte
+	h.Sum(sum[:0])
 	var want [2 * md5.Size]byte
 	hex.Encode(want[:], sum[:])
 	return equalHex(want[:], got)
 }
-
-var signBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // equalHex compares a computed lowercase hex digest with a received one in
 // constant time; the received one may be upper-case.
