@@ -14,6 +14,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/qrimage"
 )
 
@@ -243,12 +244,7 @@ func (g *Gateway) checkoutStatus(w http.ResponseWriter, r *http.Request, ps http
 		g.writeErr(w, r, err)
 		return
 	}
-	writeJSONNoStore(w, g.state(v, time.Now()))
-}
-
-func writeJSONNoStore(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
+	httpapi.WriteJSON(w, http.StatusOK, g.state(v, time.Now()))
 }
 
 // checkoutEvents serves /pay/:token/events as Server-Sent Events: the state

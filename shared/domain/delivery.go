@@ -32,9 +32,6 @@ const (
 	DeliverySuperseded = "superseded"
 )
 
-// DeliveryStates lists the states, for validating filters.
-var DeliveryStates = []string{DeliveryPending, DeliveryDelivered, DeliveryFailed, DeliverySuperseded}
-
 // State is pending, delivered, superseded or failed.
 func (d Delivery) State() string {
 	switch {

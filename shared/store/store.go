@@ -106,9 +106,6 @@ type Store interface {
 	// it until that is less than limit).
 	DeleteAttemptsBefore(ctx context.Context, before time.Time, limit int) (int, error)
 	DeliveriesForEvent(ctx context.Context, eventID string) ([]domain.Delivery, error)
-	// DeliveriesForEvents is DeliveriesForEvent for a batch of events in one
-	// query, ordered by (EventID, Endpoint).
-	DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]domain.Delivery, error)
 	// DeliveriesForOrders returns every delivery of the orders' events,
 	// ordered by (EventID, Endpoint): what the notifier needs to keep each
 	// endpoint's view of an order in order.

@@ -846,15 +846,6 @@ func (s *Store) DeliveriesForEvent(ctx context.Context, eventID string) ([]domai
 		`SELECT `+deliveryCols+` FROM deliveries WHERE event_id = $1 ORDER BY endpoint`, eventID)
 }
 
-// DeliveriesForEvents returns the deliveries of every event in eventIDs.
-func (s *Store) DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]domain.Delivery, error) {
-	if len(eventIDs) == 0 {
-		return nil, nil
-	}
-	return s.queryDeliveries(ctx, "deliveries for events",
-		`SELECT `+deliveryCols+` FROM deliveries WHERE event_id = ANY($1) ORDER BY event_id, endpoint`, eventIDs)
-}
-
 // DeliveriesForOrders returns every delivery of the orders' events.
 func (s *Store) DeliveriesForOrders(ctx context.Context, orderIDs []string) ([]domain.Delivery, error) {
 	if len(orderIDs) == 0 {

@@ -417,15 +417,11 @@ func (s *Store) RecordObservations(ctx context.Context, obs []domain.Observation
 	}
 	changes := make([]domain.Change, len(obs))
 	// Prepared once per store: parsing dominates small statements.
-	ps, err := s.preparedAll(ctx, observeSelectSQL, observeInsertSQL, observeUpdateSQL)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite store: record observations: %w", err)
-	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTxWith(ctx, []string{observeSelectSQL, observeInsertSQL, observeUpdateSQL}, func(_ *sql.Tx, ps []*sql.Stmt) error {
 		now := now()
 		// The transaction holds SQLite's write lock from BEGIN IMMEDIATE, so
 		// what is read here cannot change before it is written.
-		sel, ins, upd := tx.StmtContext(ctx, ps[0]), tx.StmtContext(ctx, ps[1]), tx.StmtContext(ctx, ps[2])
+		sel, ins, upd := ps[0], ps[1], ps[2]
 		byQR := make(map[int64]*domain.Order)
 		var dirty []*domain.Order
 		isDirty := make(map[*domain.Order]bool)
@@ -572,16 +568,12 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 		return nil, nil
 	}
 	out := make([]domain.Delivery, 0, len(attempts))
-	ps, err := s.preparedAll(ctx, attemptUpsertSQL, attemptLogSQL)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite store: record attempts: %w", err)
-	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		upsert := tx.StmtContext(ctx, ps[0])
+	err := s.inTxWith(ctx, []string{attemptUpsertSQL, attemptLogSQL}, func(_ *sql.Tx, ps []*sql.Stmt) error {
+		upsert := ps[0]
 		now := now()
 		// The attempt log is written in the same transaction, numbered by
 		// the delivery's count after this attempt.
-		logStmt := tx.StmtContext(ctx, ps[1])
+		logStmt := ps[1]
 		for _, a := range attempts {
 			at := a.At
 			if at.IsZero() {
@@ -636,28 +628,6 @@ func (s *Store) RecordAttempts(ctx context.Context, attempts []domain.Attempt) (
 func (s *Store) DeliveriesForEvent(ctx context.Context, eventID string) ([]domain.Delivery, error) {
 	return s.queryDeliveries(ctx, "deliveries for event",
 		`SELECT `+deliveryCols+` FROM deliveries WHERE event_id = ? ORDER BY endpoint`, eventID)
-}
-
-// DeliveriesForEvents returns the deliveries of every event in eventIDs,
-// querying in chunks that stay below SQLite's limit on parameters.
-func (s *Store) DeliveriesForEvents(ctx context.Context, eventIDs []string) ([]domain.Delivery, error) {
-	const chunk = 500
-	var out []domain.Delivery
-	for start := 0; start < len(eventIDs); start += chunk {
-		ids := eventIDs[start:min(start+chunk, len(eventIDs))]
-		args := make([]any, len(ids))
-		for i, id := range ids {
-			args[i] = id
-		}
-		marks := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
-		ds, err := s.queryDeliveries(ctx, "deliveries for events",
-			`SELECT `+deliveryCols+` FROM deliveries WHERE event_id IN (`+marks+`) ORDER BY event_id, endpoint`, args...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ds...)
-	}
-	return out, nil
 }
 
 // DeliveriesForOrders returns every delivery of the orders' events.

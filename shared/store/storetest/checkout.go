@@ -233,6 +233,22 @@ func testOrderState(t *testing.T, s store.Store) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// What the data above holds, whichever way the backend reads it: three
+	// orders, one notify_url (os-2's page has none), two deliveries of
+	// os-1's event and one of os-3's.
+	all, err := store.ReadOrderState(ctx(t), s, []string{"os-1", "os-2", "os-3", "os-missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perOrder := map[string]int{}
+	for _, d := range all.Deliveries {
+		perOrder[d.OrderID]++
+	}
+	if len(all.Orders) != 3 || !maps.Equal(all.NotifyURLs, map[string]string{"os-1": "https://shop.example/n/1"}) ||
+		!maps.Equal(perOrder, map[string]int{"os-1": 2, "os-3": 1}) {
+		t.Errorf("ReadOrderState = %d orders, notify urls %v, deliveries per order %v; want 3, os-1's only, os-1: 2 and os-3: 1",
+			len(all.Orders), all.NotifyURLs, perOrder)
+	}
 	for _, ids := range [][]string{{"os-1", "os-2", "os-3", "os-missing"}, {"os-2"}, {"os-missing"}, nil} {
 		got, err := store.ReadOrderState(ctx(t), s, ids)
 		if err != nil {

@@ -956,14 +956,6 @@ func testDeliveries(t *testing.T, s store.Store) {
 	if none, err := s.DeliveriesForEvent(ctx(t), "ev-none"); err != nil || len(none) != 0 {
 		t.Errorf("DeliveriesForEvent(absent) = %+v, %v", none, err)
 	}
-	both, err := s.DeliveriesForEvents(ctx(t), []string{"ev2", "ev-none", "ev1"})
-	if err != nil || len(both) != 3 || both[0].EventID != "ev1" || both[1].EventID != "ev1" || both[2].EventID != "ev2" ||
-		both[0].Endpoint != "https://a.example/hook" || both[1].Endpoint != "https://b.example/hook" {
-		t.Fatalf("DeliveriesForEvents = %+v, %v", both, err)
-	}
-	if none, err := s.DeliveriesForEvents(ctx(t), nil); err != nil || len(none) != 0 {
-		t.Errorf("DeliveriesForEvents(nil) = %+v, %v", none, err)
-	}
 
 	key := func(ds []domain.Delivery) []string {
 		out := make([]string, len(ds))
