@@ -621,13 +621,6 @@ func (g *Gateway) consoleClose(w http.ResponseWriter, r *http.Request, ps httpro
 	g.done(w, r, m, err)
 }
 
-// QRTradeLister lists a QR's trades; *youzan.Client implements it. When the
-// gateway's Youzan client has it, "reconcile now" asks Youzan for paid
-// trades of the order's QR, as the tradefetcher's sweep does.
-type QRTradeLister interface {
-	QRTrades(ctx context.Context, q youzan.QRTradesQuery) (youzan.QRTradesPage, error)
-}
-
 // consoleReconcile feeds the order's trades into the pipeline now: the
 // trade it already has, and any paid trade Youzan lists for its QR (a
 // payment whose push was lost). The tradefetcher then reads each trade and
@@ -645,15 +638,13 @@ func (g *Gateway) consoleReconcile(w http.ResponseWriter, r *http.Request, ps ht
 		tids[o.TID] = true
 	}
 	var yzErr error
-	if l, ok := g.deps.Youzan.(QRTradeLister); ok && o.QRID != 0 {
-		page, err := l.QRTrades(ctx, youzan.QRTradesQuery{QRID: o.QRID, Status: "TRADE_RECEIVED", PageNo: 1, PageSize: 20})
-		if err != nil {
-			yzErr = err
-		}
-		for _, t := range page.Trades {
-			if t.TID != "" && (t.QRID == 0 || t.QRID == o.QRID) {
-				tids[t.TID] = true
-			}
+	// When the gateway's Youzan client can list a QR's trades (the real
+	// client and the sandbox can), ask for paid ones as the sweep does.
+	if l, ok := g.deps.Youzan.(youzan.QRTradeLister); ok && o.QRID != 0 {
+		paid, err := youzan.PaidTIDs(ctx, l, o.QRID)
+		yzErr = err
+		for _, tid := range paid {
+			tids[tid] = true
 		}
 	}
 	n := 0

@@ -18,9 +18,7 @@ import (
 )
 
 // QRTradeLister lists the trades of one QR code; *youzan.Client implements it.
-type QRTradeLister interface {
-	QRTrades(ctx context.Context, q youzan.QRTradesQuery) (youzan.QRTradesPage, error)
-}
+type QRTradeLister = youzan.QRTradeLister
 
 // Sweeper catches what pushes miss. Reconciliation asks
 // youzan.trades.qr.get about unpaid orders and feeds any paid trade into the
@@ -206,22 +204,19 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 // reconcile asks Youzan for paid trades of o's QR and publishes a receipt
 // for each; it reports how many it found.
 func (s *Sweeper) reconcile(ctx context.Context, o domain.Order) (int, error) {
-	page, err := s.yz.QRTrades(ctx, youzan.QRTradesQuery{QRID: o.QRID, Status: "TRADE_RECEIVED", PageNo: 1, PageSize: 20})
+	tids, err := youzan.PaidTIDs(ctx, s.yz, o.QRID)
 	if err != nil {
 		s.m.Reconciled.WithLabelValues("error").Inc()
 		return 0, fmt.Errorf("trades.qr.get for order %s: %w", o.OrderID, err)
 	}
 	n := 0
-	for _, t := range page.Trades {
-		if t.TID == "" || (t.QRID != 0 && t.QRID != o.QRID) {
-			continue
-		}
-		if err := s.publishReceipt(ctx, t.TID); err != nil {
+	for _, tid := range tids {
+		if err := s.publishReceipt(ctx, tid); err != nil {
 			s.m.Reconciled.WithLabelValues("error").Inc()
 			return n, err
 		}
 		n++
-		s.log.Info("paid trade found without its push; fed into the pipeline", "order_id", o.OrderID, "qr_id", o.QRID, "tid", t.TID)
+		s.log.Info("paid trade found without its push; fed into the pipeline", "order_id", o.OrderID, "qr_id", o.QRID, "tid", tid)
 	}
 	if n > 0 {
 		s.m.Reconciled.WithLabelValues("found").Inc()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -591,5 +592,35 @@ func TestClientRefusesPlainHTTPAndRedirects(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "topsecret") {
 		t.Errorf("error shows the secret: %v", err)
+	}
+}
+
+type listedTrades struct {
+	page youzan.QRTradesPage
+	err  error
+	got  youzan.QRTradesQuery
+}
+
+func (l *listedTrades) QRTrades(_ context.Context, q youzan.QRTradesQuery) (youzan.QRTradesPage, error) {
+	l.got = q
+	return l.page, l.err
+}
+
+// PaidTIDs asks for the QR's paid trades and keeps those of that QR only:
+// a trade listed under another QR must never be fed into this order.
+func TestPaidTIDs(t *testing.T) {
+	l := &listedTrades{page: youzan.QRTradesPage{Trades: []youzan.QRTrade{
+		{TID: "E1", QRID: 7}, {TID: "E2", QRID: 8}, {TID: "", QRID: 7}, {TID: "E3"},
+	}}}
+	got, err := youzan.PaidTIDs(context.Background(), l, 7)
+	if err != nil || !slices.Equal(got, []string{"E1", "E3"}) {
+		t.Errorf("PaidTIDs = %v, %v; want [E1 E3]", got, err)
+	}
+	if l.got.QRID != 7 || l.got.Status != "TRADE_RECEIVED" {
+		t.Errorf("asked Youzan for %+v; want QR 7's TRADE_RECEIVED trades", l.got)
+	}
+	l.err = errors.New("youzan down")
+	if got, err := youzan.PaidTIDs(context.Background(), l, 7); err == nil || got != nil {
+		t.Errorf("PaidTIDs with Youzan failing = %v, %v; want the error", got, err)
 	}
 }

@@ -342,6 +342,29 @@ func (t *total) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// QRTradeLister lists the trades of one QR code; *Client implements it.
+type QRTradeLister interface {
+	QRTrades(ctx context.Context, q QRTradesQuery) (QRTradesPage, error)
+}
+
+// PaidTIDs asks Youzan for the paid trades of qrID, as reconciliation does
+// (the sweep, and the console's "reconcile now"): the ids of the first 20,
+// which is every one a QR made for one order has in practice. A trade
+// listed for another QR is left out.
+func PaidTIDs(ctx context.Context, l QRTradeLister, qrID int64) ([]string, error) {
+	page, err := l.QRTrades(ctx, QRTradesQuery{QRID: qrID, Status: "TRADE_RECEIVED", PageNo: 1, PageSize: 20})
+	if err != nil {
+		return nil, err
+	}
+	var tids []string
+	for _, t := range page.Trades {
+		if t.TID != "" && (t.QRID == 0 || t.QRID == qrID) {
+			tids = append(tids, t.TID)
+		}
+	}
+	return tids, nil
+}
+
 // QRTrades lists the trades of QR codes (reconciliation backstop for lost pushes).
 func (c *Client) QRTrades(ctx context.Context, q QRTradesQuery) (QRTradesPage, error) {
 	params := map[string]any{}
