@@ -171,12 +171,6 @@ type orderTurn struct {
 	ready   chan struct{}
 }
 
-// lock waits until the batch seq is first in the queue of every order in
-// ids, and returns its release.
-func (l *orderLocks) lock(seq uint64, ids []string) (unlock func()) {
-	return l.join(seq, ids).wait()
-}
-
 // orderPlace is a batch's place in the queues, taken by join.
 type orderPlace struct {
 	l   *orderLocks

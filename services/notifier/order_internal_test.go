@@ -1,8 +1,11 @@
 package notifier
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/yzpay/yzpay/shared/servicetest"
 )
 
 // TestOrderLocksKeepDeliveryOrder: batch A (o-1's next status and o-2's
@@ -28,24 +31,14 @@ func TestOrderLocksKeepDeliveryOrder(t *testing.T) {
 		unlock()
 	}()
 	// B is either queued behind A or (the bug) already running.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(ran) == 0 && queued(&l, "o-2") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("batch B neither ran nor queued")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	servicetest.Eventually(t, "batch B to run or queue", func() bool { return len(ran) > 0 || queued(&l, "o-2") >= 2 })
 	releaseSlow()
 	if first, second := <-ran, <-ran; first != "A" || second != "B" {
 		t.Fatalf("batches ran %s then %s; want A (delivered first) then B", first, second)
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for queued(&l, "o-1")+queued(&l, "o-2") > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("queues left behind after every batch released its orders")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	servicetest.Eventually(t, "the queues to empty after every batch released its orders", func() bool {
+		return queued(&l, "o-1")+queued(&l, "o-2") == 0
+	})
 }
 
 // TestOrderLocksNoDeadlock: batches whose orders overlap in opposite
@@ -81,11 +74,11 @@ func queued(l *orderLocks, id string) int {
 
 func waitQueued(t *testing.T, l *orderLocks, id string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for queued(l, id) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d batches queued for %s; want %d", queued(l, id), id, want)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	servicetest.Eventually(t, fmt.Sprintf("%d batches queued for %s", want, id), func() bool { return queued(l, id) >= want })
+}
+
+// lock joins the queues and waits for the batch's turn, as admit and the
+// handler do in two steps; it returns the release.
+func (l *orderLocks) lock(seq uint64, ids []string) (unlock func()) {
+	return l.join(seq, ids).wait()
 }

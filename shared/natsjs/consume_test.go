@@ -2,6 +2,7 @@ package natsjs_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/natsjs/embedded"
+	"github.com/yzpay/yzpay/shared/servicetest"
 )
 
 // Batches are handled on goroutines of their own, which may start in any
@@ -78,17 +80,11 @@ func TestConsumeAdmitsBatchesInDeliveryOrder(t *testing.T) {
 			},
 		}, time.Second)
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	servicetest.Eventually(t, fmt.Sprintf("all %d messages handled", n), func() bool {
 		mu.Lock()
-		h := handled
-		mu.Unlock()
-		if h == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("handled %d of %d messages", h, n)
-		}
-	}
+		defer mu.Unlock()
+		return handled == n
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
