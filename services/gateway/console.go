@@ -24,7 +24,6 @@ import (
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/httpapi"
 	"github.com/yzpay/yzpay/shared/natsjs"
-	"github.com/yzpay/yzpay/shared/replay"
 	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/youzan"
 )
@@ -313,29 +312,7 @@ func (g *Gateway) done(w http.ResponseWriter, r *http.Request, m textMsg, err er
 
 // consoleErr gives err the code writeErr would and a message in language l.
 func (g *Gateway) consoleErr(r *http.Request, l string, err error) error {
-	err = g.apiErr(err)
-	var ye *youzan.Error
-	switch {
-	case errors.As(err, &ye):
-		// writeErr logs it and picks the code; only the words change here.
-		code := domain.CodeYouzanError
-		if ye.Retryable() {
-			code = domain.CodeYouzanUnavailable
-		}
-		g.log.Warn("console: youzan call failed", "err", err, "request_id", httpapi.RequestID(r.Context()))
-		msg := "Youzan refused the request: " + ye.Message
-		if code == domain.CodeYouzanUnavailable {
-			msg = "Youzan did not answer in time or is rate limiting; retry"
-		}
-		err = domain.Wrap(err, code, msg)
-	case errors.Is(err, context.DeadlineExceeded):
-		err = domain.Wrap(err, domain.CodeTimeout, "timed out; retry")
-	}
-	e, ok := domain.AsError(err)
-	if !ok {
-		g.log.Error("console action failed", "err", err, "request_id", httpapi.RequestID(r.Context()))
-		e = &domain.Error{Code: domain.CodeUnavailable, Message: "a backend is unavailable; retry", Err: err}
-	}
+	e, _ := domain.AsError(g.apiError(r, err))
 	if l == "en" {
 		return e
 	}
@@ -803,10 +780,11 @@ func (g *Gateway) consoleReplay(w http.ResponseWriter, r *http.Request, _ httpro
 	got, err := g.deps.Replayer.Replay(ctx, eventID, endpoint)
 	detail := msg("m_reopened", len(got))
 	if err != nil {
-		detail = msg("m_refused", domain.ErrorCode(g.apiErr(err)))
+		err = g.apiError(r, err)
+		detail = msg("m_refused", domain.ErrorCode(err))
 	}
 	g.audit(ctx, s, "replay", orderID, eventID, detail)
-	g.done(w, r, detail, g.apiErr(err))
+	g.done(w, r, detail, err)
 }
 
 // consoleReplayAll replays every given-up delivery (up to 1000).
@@ -833,21 +811,4 @@ func (g *Gateway) consoleReplayAll(w http.ResponseWriter, r *http.Request, _ htt
 	detail := msg("m_replayed_all", ok, refused)
 	g.audit(ctx, s, "replay_all", "", "", detail)
 	g.done(w, r, detail, nil)
-}
-
-// apiErr maps the replayer's errors to API errors, as writeErr does.
-func (g *Gateway) apiErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := domain.AsError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(err, replay.ErrNothingToReplay):
-		return domain.Wrap(err, domain.CodeDeliveryNotFound, "no delivery recorded for that event (and endpoint)")
-	case errors.Is(err, replay.ErrSuperseded):
-		return domain.Wrap(err, domain.CodeDeliverySuperseded, "the endpoint already has a newer status of this order; a superseded delivery is not replayed")
-	}
-	return err
 }

@@ -289,12 +289,17 @@ func (g *Gateway) ensureQR(ctx context.Context, req domain.NewOrder, page domain
 	}
 }
 
-// writeErr answers err through httpapi's one code → status table. Errors
-// that are not yet domain errors come from the gateway's adapters (Youzan,
-// the store, the replayer, deadlines), which the domain knows nothing of, so
-// they get their code here; any other failure of a backend call is retryable
-// for the client.
+// writeErr answers err through httpapi's one code → status table.
 func (g *Gateway) writeErr(w http.ResponseWriter, r *http.Request, err error, attrs ...any) {
+	httpapi.Error(w, r, g.m, g.log, g.apiError(r, err, attrs...))
+}
+
+// apiError gives err its API code. Errors that are not yet domain errors
+// come from the gateway's adapters (Youzan, the store, the replayer,
+// deadlines), which the domain knows nothing of, so they get their code
+// here (and are logged); any other failure of a backend call is retryable
+// for the client.
+func (g *Gateway) apiError(r *http.Request, err error, attrs ...any) error {
 	var ye *youzan.Error
 	if _, ok := domain.AsError(err); !ok {
 		switch {
@@ -318,7 +323,7 @@ func (g *Gateway) writeErr(w http.ResponseWriter, r *http.Request, err error, at
 			err = domain.Wrap(err, domain.CodeUnavailable, "a backend is unavailable; retry the same request")
 		}
 	}
-	httpapi.Error(w, r, g.m, g.log, err)
+	return err
 }
 
 type orderResponse struct {
