@@ -64,6 +64,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AttemptRetention", testAttemptRetention},
 		{"Audit", testAudit},
 		{"PaidSince", testPaidSince},
+		{"EndpointHealth", testEndpointHealth},
+		{"HeldMarkLeavesDeliveredAlone", testHeldMarkLeavesDeliveredAlone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
