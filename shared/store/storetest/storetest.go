@@ -1176,6 +1176,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		s := setup(b)
 		seed(b, s)
 		i := 0
+		defer cpuPerOp(b)()
 		for b.Loop() {
 			ob := paidObs(int64(i%orders+1), lifecycle[(i/orders)%len(lifecycle)])
 			if _, err := s.RecordObservations(b.Context(), []domain.Observation{ob}); err != nil {
@@ -1192,6 +1193,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			seed(b, s)
 			i := 0
 			batch := make([]domain.Observation, size)
+			defer cpuPerOp(b)()
 			for b.Loop() {
 				for j := range batch {
 					batch[j] = paidObs(int64(i%orders+1), lifecycle[(i/orders)%len(lifecycle)])
@@ -1205,12 +1207,14 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		})
 	}
 	// One delivered payment per element, as the notifier records them: the
-	// cost of RecordAttempts with the attempt log.
-	for _, size := range []int{8, 64} {
+	// cost of RecordAttempts with the attempt log. 1 is the notifier's usual
+	// batch at 1000/s.
+	for _, size := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("RecordAttemptsDelivered%d", size), func(b *testing.B) {
 			s := setup(b)
 			i := 0
 			batch := make([]domain.Attempt, size)
+			defer cpuPerOp(b)()
 			for b.Loop() {
 				for j := range batch {
 					batch[j] = domain.Attempt{EventID: fmt.Sprintf("T%d:TRADE_SUCCESS", i), Endpoint: "https://shop.example/notify",
@@ -1226,24 +1230,75 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		})
 	}
 	// What the notifier reads per batch before it posts: the batch's orders,
-	// their notify_urls and deliveries (store.ReadOrderState), for a batch of
-	// 4 orders as at 1000/s.
-	b.Run("ReadOrderState4", func(b *testing.B) {
-		s := setup(b)
-		seed(b, s)
-		i := 0
-		ids := make([]string, 4)
-		defer cpuPerOp(b)()
-		for b.Loop() {
-			for j := range ids {
-				ids[j] = fmt.Sprintf("bench-%d", i%orders)
-				i++
+	// their notify_urls and deliveries (store.ReadOrderState), for batches of
+	// 1 and 4 orders as at 1000/s. Every order has its checkout page, as the
+	// gateway creates them; every other one a notify_url and every fourth a
+	// delivery already (a redelivery), so that each query finds rows for
+	// some orders and none for others.
+	//
+	// In "AfterCommit" another order's payment is committed before each read
+	// (its CPU is left out), as in `yzpay serve`, where the writer commits
+	// between any two reads: a reader connection's first read after a commit
+	// finds the WAL changed, drops its page cache and reads its pages again.
+	type readCase struct {
+		size        int
+		afterCommit bool
+	}
+	for _, c := range []readCase{{1, false}, {4, false}, {1, true}, {4, true}} {
+		name := fmt.Sprintf("ReadOrderState%d", c.size)
+		if c.afterCommit {
+			name += "AfterCommit"
+		}
+		size := c.size
+		b.Run(name, func(b *testing.B) {
+			s := setup(b)
+			seed(b, s)
+			var prior []domain.Attempt
+			for i := range orders {
+				id := fmt.Sprintf("bench-%d", i)
+				c := domain.Checkout{Token: fmt.Sprintf("tok-bench-%020d", i), OrderID: id}
+				if i%2 == 0 {
+					c.NotifyURL = "https://shop.example/notify/" + id
+				}
+				if _, err := s.BindCheckout(b.Context(), c); err != nil {
+					b.Fatal(err)
+				}
+				if i%4 == 0 {
+					prior = append(prior, domain.Attempt{EventID: fmt.Sprintf("T%d:TRADE_SUCCESS", i), Endpoint: "https://shop.example/notify",
+						OrderID: id, Status: domain.StatusTradeSuccess, Event: []byte(`{"v":1}`), HTTPStatus: 500, Error: "HTTP 500",
+						NextAttemptAt: time.Now().Add(time.Minute), At: time.Now()})
+				}
 			}
-			if _, err := store.ReadOrderState(b.Context(), s, ids); err != nil {
+			if _, err := s.RecordAttempts(b.Context(), prior); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			i := 0
+			ids := make([]string, size)
+			var left int64 // CPU of the commits, left out
+			c0, ok0 := processCPU()
+			for b.Loop() {
+				if c.afterCommit {
+					w0, _ := processCPU()
+					ob := paidObs(int64(i%orders+1), domain.StatusTradeSuccess)
+					if _, err := s.RecordObservations(b.Context(), []domain.Observation{ob}); err != nil {
+						b.Fatal(err)
+					}
+					w1, _ := processCPU()
+					left += w1 - w0
+				}
+				for j := range ids {
+					ids[j] = fmt.Sprintf("bench-%d", i%orders)
+					i++
+				}
+				if _, err := store.ReadOrderState(b.Context(), s, ids); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if c1, ok1 := processCPU(); ok0 && ok1 && b.N > 0 {
+				b.ReportMetric(float64(c1-c0-left)/float64(b.N), "cpu-ns/op")
+			}
+		})
+	}
 }
 
 // --- history (the backends' tests read their own tables) ---
