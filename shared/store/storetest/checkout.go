@@ -216,43 +216,80 @@ func testAttachQRAndCheckoutConcurrent(t *testing.T, s store.Store) {
 // testOrderState: store.ReadOrderState (one round trip where the backend
 // offers it) reads what OrdersByID, NotifyURLs and DeliveriesForOrders do.
 func testOrderState(t *testing.T, s store.Store) {
-	create(t, s, "os-1", 7101)
-	create(t, s, "os-2", 7102)
-	create(t, s, "os-3", 7103)
-	if _, err := s.BindCheckout(ctx(t), domain.Checkout{Token: "tok-os-1-000000000000000000", OrderID: "os-1", NotifyURL: "https://shop.example/n/1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.BindCheckout(ctx(t), domain.Checkout{Token: "tok-os-2-000000000000000000", OrderID: "os-2"}); err != nil {
-		t.Fatal(err)
+	o1 := create(t, s, "os-1", 7101)
+	o2 := create(t, s, "os-2", 7102)
+	o3 := create(t, s, "os-3", 7103)
+	create(t, s, "os-other", 7104)
+	for _, c := range []domain.Checkout{
+		{Token: "tok-os-1-000000000000000000", OrderID: "os-1", NotifyURL: "https://shop.example/n/1"},
+		{Token: "tok-os-2-000000000000000000", OrderID: "os-2"},
+		// Not asked for below: must not come back.
+		{Token: "tok-os-other-0000000000000000", OrderID: "os-other", NotifyURL: "https://shop.example/n/other"},
+	} {
+		if _, err := s.BindCheckout(ctx(t), c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	at := time.Now()
+	// Recorded out of (event_id, endpoint) order, so that the order read
+	// back is the read's own; one delivery is of an order that does not
+	// exist, one of an order not asked for.
 	if _, err := s.RecordAttempts(ctx(t), []domain.Attempt{
-		{EventID: "T1:TRADE_SUCCESS", Endpoint: "https://a.example", OrderID: "os-1", Status: domain.StatusTradeSuccess, Event: []byte(`{"v":1}`), HTTPStatus: 200, Delivered: true, At: at},
-		{EventID: "T1:TRADE_SUCCESS", Endpoint: "https://b.example", OrderID: "os-1", Status: domain.StatusTradeSuccess, HTTPStatus: 500, Error: "x", NextAttemptAt: at.Add(time.Minute), At: at},
 		{EventID: "T3:TRADE_PAID", Endpoint: "https://a.example", OrderID: "os-3", Status: domain.StatusTradePaid, HTTPStatus: 200, Delivered: true, At: at},
+		{EventID: "T1:TRADE_SUCCESS", Endpoint: "https://b.example", OrderID: "os-1", Status: domain.StatusTradeSuccess, HTTPStatus: 500, Error: "x", NextAttemptAt: at.Add(time.Minute), At: at},
+		{EventID: "T1:TRADE_SUCCESS", Endpoint: "https://a.example", OrderID: "os-1", Status: domain.StatusTradeSuccess, Event: []byte(`{"v":1}`), HTTPStatus: 200, Delivered: true, At: at},
+		{EventID: "T0:TRADE_SUCCESS", Endpoint: "https://a.example", OrderID: "os-missing", Status: domain.StatusTradeSuccess, HTTPStatus: 502, Error: "y", NextAttemptAt: at.Add(time.Minute), At: at},
+		{EventID: "T9:TRADE_SUCCESS", Endpoint: "https://a.example", OrderID: "os-other", Status: domain.StatusTradeSuccess, HTTPStatus: 200, Delivered: true, At: at},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// What the data above holds, whichever way the backend reads it: three
-	// orders, one notify_url (os-2's page has none), two deliveries of
-	// os-1's event and one of os-3's.
-	all, err := store.ReadOrderState(ctx(t), s, []string{"os-1", "os-2", "os-3", "os-missing"})
+	// What the data above holds, whichever way the backend reads it.
+	all, err := store.ReadOrderState(ctx(t), s, []string{"os-3", "os-1", "os-missing", "os-2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	perOrder := map[string]int{}
+	orders := slices.Clone(all.Orders)
+	slices.SortFunc(orders, func(a, b domain.Order) int { return strings.Compare(a.OrderID, b.OrderID) })
+	if want := []domain.Order{o1, o2, o3}; !reflect.DeepEqual(orders, want) {
+		t.Errorf("ReadOrderState.Orders = %+v, want %+v", orders, want)
+	}
+	if want := map[string]string{"os-1": "https://shop.example/n/1"}; !maps.Equal(all.NotifyURLs, want) {
+		t.Errorf("ReadOrderState.NotifyURLs = %v, want %v", all.NotifyURLs, want)
+	}
+	var got []string
 	for _, d := range all.Deliveries {
-		perOrder[d.OrderID]++
+		got = append(got, fmt.Sprintf("%s %s %s %s attempts=%d http=%d delivered=%t event=%q error=%q next=%t",
+			d.EventID, d.Endpoint, d.OrderID, d.Status, d.Attempts, d.LastHTTPStatus, !d.DeliveredAt.IsZero(), d.Event,
+			d.LastError, !d.NextAttemptAt.IsZero()))
 	}
-	if len(all.Orders) != 3 || !maps.Equal(all.NotifyURLs, map[string]string{"os-1": "https://shop.example/n/1"}) ||
-		!maps.Equal(perOrder, map[string]int{"os-1": 2, "os-3": 1}) {
-		t.Errorf("ReadOrderState = %d orders, notify urls %v, deliveries per order %v; want 3, os-1's only, os-1: 2 and os-3: 1",
-			len(all.Orders), all.NotifyURLs, perOrder)
+	want := []string{
+		`T0:TRADE_SUCCESS https://a.example os-missing TRADE_SUCCESS attempts=1 http=502 delivered=false event="" error="y" next=true`,
+		`T1:TRADE_SUCCESS https://a.example os-1 TRADE_SUCCESS attempts=1 http=200 delivered=true event="{\"v\":1}" error="" next=false`,
+		`T1:TRADE_SUCCESS https://b.example os-1 TRADE_SUCCESS attempts=1 http=500 delivered=false event="" error="x" next=true`,
+		`T3:TRADE_PAID https://a.example os-3 TRADE_PAID attempts=1 http=200 delivered=true event="" error="" next=false`,
 	}
-	for _, ids := range [][]string{{"os-1", "os-2", "os-3", "os-missing"}, {"os-2"}, {"os-missing"}, nil} {
+	if !slices.Equal(got, want) {
+		t.Errorf("ReadOrderState.Deliveries =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if st, err := store.ReadOrderState(ctx(t), s, nil); err != nil || len(st.Orders) != 0 || st.NotifyURLs == nil ||
+		len(st.NotifyURLs) != 0 || len(st.Deliveries) != 0 {
+		t.Errorf("ReadOrderState(nil) = %+v, %v; want nothing and an empty map", st, err)
+	}
+	// More ids than one IN list holds (the SQLite store reads 500 at a
+	// time): the orders asked for are found in every chunk.
+	many := []string{"os-1"}
+	for i := range 700 {
+		many = append(many, fmt.Sprintf("os-none-%d", i))
+		if i == 550 {
+			many = append(many, "os-3", "os-missing")
+		}
+	}
+	many = append(many, "os-2")
+	// The same as the three methods, field by field, for each set of ids.
+	for _, ids := range [][]string{{"os-1", "os-2", "os-3", "os-missing"}, {"os-2"}, {"os-missing"}, nil, many} {
 		got, err := store.ReadOrderState(ctx(t), s, ids)
 		if err != nil {
-			t.Fatalf("ReadOrderState(%v): %v", ids, err)
+			t.Fatalf("ReadOrderState(%d ids): %v", len(ids), err)
 		}
 		orders, err1 := s.OrdersByID(ctx(t), ids)
 		urls, err2 := s.NotifyURLs(ctx(t), ids)
@@ -265,14 +302,14 @@ func testOrderState(t *testing.T, s store.Store) {
 			slices.SortFunc(os, func(a, b domain.Order) int { return strings.Compare(a.OrderID, b.OrderID) })
 			return os
 		}
-		if g, w := sortOrders(got.Orders), sortOrders(orders); !reflect.DeepEqual(g, w) {
-			t.Errorf("ReadOrderState(%v).Orders = %+v, want %+v", ids, g, w)
+		if g, w := sortOrders(got.Orders), sortOrders(orders); len(g) != len(w) || len(w) > 0 && !reflect.DeepEqual(g, w) {
+			t.Errorf("ReadOrderState(%d ids).Orders = %+v, want %+v", len(ids), g, w)
 		}
 		if len(got.NotifyURLs) != len(urls) || !maps.Equal(got.NotifyURLs, urls) {
-			t.Errorf("ReadOrderState(%v).NotifyURLs = %v, want %v", ids, got.NotifyURLs, urls)
+			t.Errorf("ReadOrderState(%d ids).NotifyURLs = %v, want %v", len(ids), got.NotifyURLs, urls)
 		}
 		if len(got.Deliveries) != len(ds) || len(ds) > 0 && !reflect.DeepEqual(got.Deliveries, ds) {
-			t.Errorf("ReadOrderState(%v).Deliveries = %+v, want %+v", ids, got.Deliveries, ds)
+			t.Errorf("ReadOrderState(%d ids).Deliveries = %+v, want %+v", len(ids), got.Deliveries, ds)
 		}
 	}
 }
