@@ -100,3 +100,99 @@ func TestConsumeAdmitsBatchesInDeliveryOrder(t *testing.T) {
 		}
 	}
 }
+
+// While every in-flight slot is busy, messages that arrive join one batch,
+// handled when a slot frees, instead of queueing as a run of small batches:
+// a bigger batch shares the store's reads and its commit.
+func TestConsumeBatchesWhatArrivesWhileSlotsAreBusy(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BUSY", Subjects: []string{"busy.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := natsjs.EnsureConsumer(ctx, js, "BUSY", jetstream.ConsumerConfig{Durable: "busy", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(from, to int) {
+		for i := from; i <= to; i++ {
+			if _, err := js.Publish(ctx, "busy.x", []byte(strconv.Itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	delivered := func(n int) {
+		servicetest.Eventually(t, fmt.Sprintf("%d messages delivered to the consumer", n), func() bool {
+			ci, err := cons.Info(ctx)
+			return err == nil && ci.NumAckPending == n
+		})
+	}
+
+	var (
+		mu      sync.Mutex
+		sizes   []int
+		handled int
+	)
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- natsjs.Consume(ctx, cons, func(_ context.Context, batch []jetstream.Msg) {
+			mu.Lock()
+			first := len(sizes) == 0
+			sizes = append(sizes, len(batch))
+			mu.Unlock()
+			if first {
+				<-release // holds the only slot
+			}
+			for _, m := range batch {
+				_ = m.Ack()
+			}
+			mu.Lock()
+			handled += len(batch)
+			mu.Unlock()
+		}, natsjs.ConsumeOptions{
+			Batch: 64, InFlight: 1, AckWait: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		}, time.Second)
+	}()
+
+	publish(1, 1)
+	servicetest.Eventually(t, "the first batch is being handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sizes) == 1
+	})
+	// One message arrives alone while the slot is busy, then nine more.
+	publish(2, 2)
+	delivered(2)
+	publish(3, 11)
+	delivered(11)
+	close(release)
+	servicetest.Eventually(t, "all 11 messages handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return handled == 11
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) < 2 || sizes[1] < 2 {
+		t.Fatalf("batch sizes %v: the message that arrived while the slot was busy was handled alone, not with those that followed it", sizes)
+	}
+}

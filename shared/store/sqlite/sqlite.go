@@ -36,6 +36,8 @@ type Store struct {
 	// Fixed statements of the hot paths (order creation, payments,
 	// lookups), each prepared once per pool; see stmtCache.
 	ws, rs *stmtCache
+
+	ckpt *checkpointer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -59,7 +61,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// _txlock=immediate: a transaction takes the write lock when it begins,
 	// never upgrading from a read lock halfway (which can fail with BUSY).
 	wdsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-		"&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		"&_pragma=synchronous(NORMAL)&_txlock=immediate" +
+		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", backstopCheckpointPages)
 	w, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
@@ -87,7 +90,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
 	}
-	return &Store{w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r)}, nil
+	ckpt, err := startCheckpointer(ctx, path, checkpointEvery)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	return &Store{w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r), ckpt: ckpt}, nil
 }
 
 // Migrate applies the pending migrations; it is idempotent. No lock is taken
@@ -120,7 +129,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	return errors.Join(s.ws.close(), s.rs.close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.ckpt.close(), s.ws.close(), s.rs.close(), s.r.Close(), s.w.Close())
 }
 
 // inTx runs fn in a write transaction on the writer connection.
