@@ -61,8 +61,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// the same trade JetStream's file store makes (docs/performance.md).
 	// _txlock=immediate: a transaction takes the write lock when it begins,
 	// never upgrading from a read lock halfway (which can fail with BUSY).
+	// temp_store(MEMORY): the savepoints of a group commit (group.go) copy
+	// each page they change first into a sub-journal, a temporary file by
+	// default: one write(2) per page, a tenth of the payment path's CPU.
 	wdsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-		"&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		"&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	w, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
