@@ -146,19 +146,16 @@ func (g *groupWriter) do(ctx context.Context, fn func(ctx context.Context, tx *s
 		case <-r.done:
 		case <-ctx.Done():
 			g.mu.Lock()
-			switch r.state {
-			case reqQueued:
+			if r.state == reqQueued {
 				g.remove(r)
-				g.mu.Unlock()
-				return ctx.Err()
-			case reqLeading: // told to lead, but leaves: the next one leads
-				g.remove(r)
-				g.handOn()
 				g.mu.Unlock()
 				return ctx.Err()
 			}
 			g.mu.Unlock()
-			<-r.done // taken: it runs or ran, and the commit decides
+			// Taken: it runs or ran, and the commit decides. Or told to
+			// lead: it leads this one group (its own write skipped), as a
+			// leader whose ctx ends while it leads goes on for the others.
+			<-r.done
 		}
 		// The state is read after the receive: whoever sent set it first.
 		if r.state == reqLeading {

@@ -346,3 +346,112 @@ func TestGroupClose(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 }
+
+// Writes cancelled at any moment, many at once: each caller is answered,
+// succeeds exactly when its write is kept, and fails only with its ctx's
+// error; the writer ends idle.
+func TestGroupCancelStress(t *testing.T) {
+	s, _ := groupStore(t)
+	s.g.mu.Lock()
+	s.g.enqueued = nil
+	s.g.mu.Unlock()
+	const n = 400
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		ctx, cancel := context.WithCancel(t.Context())
+		wg.Go(func() {
+			errs[i] = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return bump(ctx, tx, fmt.Sprint("w", i)) })
+		})
+		if i%3 != 0 {
+			wg.Go(func() {
+				for range i % 7 {
+					runtime.Gosched()
+				}
+				cancel()
+			})
+		} else {
+			defer cancel()
+		}
+	}
+	wg.Wait()
+	kept := 0
+	for i, err := range errs {
+		_, ok := kv(t, s, fmt.Sprint("w", i))
+		if (err == nil) != ok || (err != nil && !errors.Is(err, context.Canceled)) {
+			t.Errorf("write %d: %v, kept %v", i, err, ok)
+		}
+		if ok {
+			kept++
+		}
+	}
+	if v, _ := kv(t, s, "n"); v != kept {
+		t.Errorf("count %d, %d writes kept", v, kept)
+	}
+	s.g.mu.Lock()
+	idle := !s.g.leading && len(s.g.queue) == 0
+	s.g.mu.Unlock()
+	if !idle {
+		t.Error("writer not idle after every write was answered")
+	}
+	t.Logf("%d of %d writes kept", kept, n)
+}
+
+// A write that ends the transaction itself (as SQLite does after an I/O
+// error) loses the group: those before it lose their writes and are told,
+// those after it do not run, and the writer is usable again.
+func TestGroupTransactionLost(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fails   error
+		wantErr string
+	}{
+		{"then succeeds", nil, "release savepoint"},
+		{"then fails", errors.New("boom"), "transaction lost"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, enq := groupStore(t)
+			release := hold(t, s, enq)
+			fns := []func(ctx context.Context, tx *sql.Tx) error{
+				func(ctx context.Context, tx *sql.Tx) error { return bump(ctx, tx, "a") },
+				func(ctx context.Context, tx *sql.Tx) error {
+					if _, err := tx.ExecContext(ctx, `ROLLBACK`); err != nil {
+						return err
+					}
+					return tc.fails
+				},
+				func(ctx context.Context, tx *sql.Tx) error { return bump(ctx, tx, "c") },
+			}
+			errs := make([]error, len(fns))
+			var wg sync.WaitGroup
+			for i, fn := range fns {
+				wg.Go(func() { errs[i] = s.inTx(t.Context(), fn) })
+				waitQueued(enq, 1) // in this order
+			}
+			release()
+			wg.Wait()
+			for i, err := range errs {
+				if i == 1 && tc.fails != nil {
+					if !errors.Is(err, tc.fails) {
+						t.Errorf("the write that ended the transaction: %v, want its own error", err)
+					}
+					continue
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("write %d: %v, want %q", i, err, tc.wantErr)
+				}
+			}
+			for _, k := range []string{"a", "c"} {
+				if _, ok := kv(t, s, k); ok {
+					t.Errorf("%s kept although its transaction was lost", k)
+				}
+			}
+			if err := s.inTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error { return bump(ctx, tx, "after") }); err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := kv(t, s, "after"); !ok || v != 1 {
+				t.Errorf("write after the lost transaction: %d, %v", v, ok)
+			}
+		})
+	}
+}
