@@ -93,7 +93,7 @@ func (s *Store) DeleteAttemptsBefore(ctx context.Context, before time.Time, limi
 		limit = 1000
 	}
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM delivery_attempts WHERE id IN (
 			SELECT id FROM delivery_attempts WHERE at < ? ORDER BY at LIMIT ?)`, toMicro(before), limit)
 		if err != nil {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -16,9 +17,13 @@ func (s *Store) RecordAudit(ctx context.Context, e domain.AuditEntry) (domain.Au
 	}
 	e.At = trunc(e.At)
 	e.Detail = store.TruncateError(e.Detail)
-	err := s.w.QueryRowContext(ctx, `INSERT INTO audit_log (at, who, action, order_id, event_id, detail)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-		toMicro(e.At), e.Who, e.Action, e.OrderID, e.EventID, e.Detail).Scan(&e.ID)
+	// Through inTx, not the pool: one write in a transaction as autocommit
+	// makes it, which may share a commit with others.
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO audit_log (at, who, action, order_id, event_id, detail)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			toMicro(e.At), e.Who, e.Action, e.OrderID, e.EventID, e.Detail).Scan(&e.ID)
+	})
 	if err != nil {
 		return domain.AuditEntry{}, fmt.Errorf("sqlite store: record audit %s: %w", e.Action, err)
 	}

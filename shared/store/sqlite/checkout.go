@@ -25,7 +25,7 @@ const (
 // store.Store.
 func (s *Store) BindCheckout(ctx context.Context, c domain.Checkout) (domain.Checkout, error) {
 	var got domain.Checkout
-	err := s.inTxWith(ctx, []string{orderExistsSQL, checkoutBindSQL, checkoutByOrderSQL}, func(_ *sql.Tx, st []*sql.Stmt) error {
+	err := s.inTxWith(ctx, []string{orderExistsSQL, checkoutBindSQL, checkoutByOrderSQL}, func(ctx context.Context, _ *sql.Tx, st []*sql.Stmt) error {
 		var exists int
 		if err := st[0].QueryRowContext(ctx, c.OrderID).Scan(&exists); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -68,7 +68,7 @@ func (s *Store) AttachQRAndCheckout(ctx context.Context, qr domain.QRCode, c dom
 		o   domain.Order
 		got domain.Checkout
 	)
-	err := s.inTxWith(ctx, []string{attachQRSQL, orderByIDSQL, checkoutBindSQL, checkoutByOrderSQL}, func(_ *sql.Tx, st []*sql.Stmt) error {
+	err := s.inTxWith(ctx, []string{attachQRSQL, orderByIDSQL, checkoutBindSQL, checkoutByOrderSQL}, func(ctx context.Context, _ *sql.Tx, st []*sql.Stmt) error {
 		var err error
 		if o, err = attachQR(ctx, st[0], st[1], c.OrderID, qr); err != nil {
 			return err // domain.ErrNotFound for a missing order, as BindCheckout's

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"sync"
 	"time"
 )
 
@@ -24,9 +25,10 @@ const (
 )
 
 type checkpointer struct {
-	db   *sql.DB
-	stop chan struct{}
-	done chan struct{}
+	db       *sql.DB
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 func startCheckpointer(ctx context.Context, path string, every time.Duration) (*checkpointer, error) {
@@ -64,8 +66,9 @@ func (c *checkpointer) loop(every time.Duration) {
 	}
 }
 
+// close stops the loop; the Store may be closed more than once.
 func (c *checkpointer) close() error {
-	close(c.stop)
+	c.stopOnce.Do(func() { close(c.stop) })
 	<-c.done
 	return c.db.Close()
 }

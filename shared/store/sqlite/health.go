@@ -47,7 +47,7 @@ func (s *Store) NoteEndpoint(ctx context.Context, o domain.EndpointOutcome, p st
 		h       domain.EndpointHealth
 		changed bool
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		cur, err := scanHealth(tx.QueryRowContext(ctx, `SELECT `+healthCols+` FROM endpoint_health WHERE endpoint = ?`, o.Endpoint))
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
@@ -63,13 +63,18 @@ func (s *Store) NoteEndpoint(ctx context.Context, o domain.EndpointOutcome, p st
 
 // ClaimEndpoint moves next_probe_at to until when it is due.
 func (s *Store) ClaimEndpoint(ctx context.Context, endpoint, state string, at, until time.Time) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `UPDATE endpoint_health SET next_probe_at = ?1
-		WHERE endpoint = ?2 AND state = ?3 AND (next_probe_at IS NULL OR next_probe_at <= ?4)`,
-		toMicro(trunc(until)), endpoint, state, toMicro(trunc(at)))
-	if err != nil {
-		return false, fmt.Errorf("sqlite store: claim endpoint: %w", err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	// Through inTx, as RecordAudit: the claim counts once committed.
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE endpoint_health SET next_probe_at = ?1
+			WHERE endpoint = ?2 AND state = ?3 AND (next_probe_at IS NULL OR next_probe_at <= ?4)`,
+			toMicro(trunc(until)), endpoint, state, toMicro(trunc(at)))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("sqlite store: claim endpoint: %w", err)
 	}
@@ -83,7 +88,7 @@ func (s *Store) ResumeEndpoint(ctx context.Context, endpoint string, at time.Tim
 		h       domain.EndpointHealth
 		changed bool
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		cur, err := scanHealth(tx.QueryRowContext(ctx, `SELECT `+healthCols+` FROM endpoint_health WHERE endpoint = ?`, endpoint))
 		if errors.Is(err, sql.ErrNoRows) {
 			return domain.ErrNotFound

@@ -34,7 +34,7 @@ func (s *Store) ParkReceipts(ctx context.Context, rs []domain.ParkedReceipt) err
 	if len(rs) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := now()
 		for _, r := range rs {
 			at := r.LastTryAt
@@ -72,7 +72,7 @@ func (s *Store) ParkReceipts(ctx context.Context, rs []domain.ParkedReceipt) err
 // DueReceipts leases the parked receipts due at now.
 func (s *Store) DueReceipts(ctx context.Context, at time.Time, lease time.Duration, limit int) ([]domain.ParkedReceipt, error) {
 	var out []domain.ParkedReceipt
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE parked_receipts SET next_try_at = ?1
 			WHERE tid IN (SELECT tid FROM parked_receipts
 				WHERE state = 'parked' AND next_try_at <= ?2 ORDER BY next_try_at, tid LIMIT ?3)
@@ -107,7 +107,7 @@ func (s *Store) RecordReceiptTry(ctx context.Context, tid string, try domain.Rec
 		state, next, dead = domain.ReceiptDead, sql.NullInt64{}, toNull(at)
 	}
 	var r domain.ParkedReceipt
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		r, err = scanReceipt(tx.QueryRowContext(ctx, `UPDATE parked_receipts SET
 				attempts = attempts + 1, last_error = ?2, last_try_at = ?3, state = ?4, next_try_at = ?5,
@@ -127,7 +127,7 @@ func (s *Store) RecordReceiptTry(ctx context.Context, tid string, try domain.Rec
 
 // ResolveReceipt deletes tid's row.
 func (s *Store) ResolveReceipt(ctx context.Context, tid string, attempts int) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM parked_receipts WHERE tid = ? AND attempts = ?`, tid, attempts)
 		return err
 	})
@@ -172,7 +172,7 @@ func (s *Store) ListReceipts(ctx context.Context, f store.ReceiptFilter) ([]doma
 // ReopenReceipt makes tid due at at.
 func (s *Store) ReopenReceipt(ctx context.Context, tid string, at time.Time) (domain.ParkedReceipt, error) {
 	var r domain.ParkedReceipt
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		r, err = scanReceipt(tx.QueryRowContext(ctx, `UPDATE parked_receipts
 			SET state = 'parked', next_try_at = ?2, dead_at = NULL

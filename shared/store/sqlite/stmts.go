@@ -31,8 +31,8 @@ func newStmtCache(db *sql.DB) *stmtCache {
 // get returns query prepared on the cache's pool, preparing it on first use.
 //
 // On the writer it must be called outside inTx: that pool has one
-// connection, which a transaction holds, so preparing would wait for it
-// forever. Inside the transaction, tx.StmtContext then reuses the statement
+// connection, which a (group) transaction holds, so preparing would wait
+// for it forever. Inside the transaction, tx.StmtContext then reuses the statement
 // already prepared on that connection (see inTxWith).
 func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	c.mu.Lock()
@@ -87,16 +87,16 @@ func (s *Store) preparedAll(ctx context.Context, queries ...string) ([]*sql.Stmt
 // store and bound to the transaction, in the order given. The transaction is
 // the same one inTx would run: binding a prepared statement changes only
 // that SQLite does not parse the text again.
-func (s *Store) inTxWith(ctx context.Context, queries []string, fn func(tx *sql.Tx, st []*sql.Stmt) error) error {
+func (s *Store) inTxWith(ctx context.Context, queries []string, fn func(ctx context.Context, tx *sql.Tx, st []*sql.Stmt) error) error {
 	ps, err := s.preparedAll(ctx, queries...)
 	if err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for i, p := range ps {
 			ps[i] = tx.StmtContext(ctx, p)
 		}
-		return fn(tx, ps)
+		return fn(ctx, tx, ps)
 	})
 }
 

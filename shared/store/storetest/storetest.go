@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -1229,6 +1231,91 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/payment")
 		})
 	}
+	// Order creation as the gateway sees it under load: 32 API clients at
+	// once, each order a Reserve then an AttachQRAndCheckout. Concurrent
+	// writes are where a store can share work between callers (one commit
+	// for several transactions), which the serial benchmarks above cannot
+	// show. cpu-ns/op is the CPU per created order.
+	b.Run("CreateOrderParallel32", func(b *testing.B) {
+		s := setup(b)
+		var next atomic.Int64
+		b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+		defer cpuPerOp(b)()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := next.Add(1)
+				id := fmt.Sprintf("bench-%d", i)
+				if _, err := s.Reserve(b.Context(), newOrder(id), time.Minute); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, _, err := s.AttachQRAndCheckout(b.Context(), domain.QRCode{ID: i, URL: "u"},
+					domain.Checkout{Token: fmt.Sprintf("tok-bench-%020d", i), OrderID: id}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	// The payment path's writes as `yzpay serve` makes them: tradefetcher
+	// batches (RecordObservations) and notifier batches (RecordAttempts)
+	// of 4, as at 1000 payments/s, two of each kind in flight at once.
+	// cpu-ns/op is the CPU per payment: one observation and one delivered
+	// attempt.
+	b.Run("PaymentPathParallel", func(b *testing.B) {
+		s := setup(b)
+		seed(b, s)
+		const batch, writers = 4, 2
+		var obsNext, attNext atomic.Int64
+		defer cpuPerOp(b)()
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for range writers {
+			wg.Go(func() {
+				obs := make([]domain.Observation, 0, batch)
+				for {
+					obs = obs[:0]
+					for range batch {
+						i := obsNext.Add(1) - 1
+						if i >= int64(b.N) {
+							break
+						}
+						obs = append(obs, paidObs(i%orders+1, lifecycle[(i/orders)%int64(len(lifecycle))]))
+					}
+					if len(obs) == 0 {
+						return
+					}
+					if _, err := s.RecordObservations(b.Context(), obs); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			wg.Go(func() {
+				as := make([]domain.Attempt, 0, batch)
+				for {
+					as = as[:0]
+					for range batch {
+						i := attNext.Add(1) - 1
+						if i >= int64(b.N) {
+							break
+						}
+						as = append(as, domain.Attempt{EventID: fmt.Sprintf("T%d:TRADE_SUCCESS", i), Endpoint: "https://shop.example/notify",
+							OrderID: fmt.Sprintf("bench-%d", i%orders), Status: domain.StatusTradeSuccess, Event: []byte(`{"v":1}`),
+							HTTPStatus: 200, Delivered: true, Excerpt: "success", Duration: 12 * time.Millisecond, At: time.Now()})
+					}
+					if len(as) == 0 {
+						return
+					}
+					if _, err := s.RecordAttempts(b.Context(), as); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
 	// What the notifier reads per batch before it posts: the batch's orders,
 	// their notify_urls and deliveries (store.ReadOrderState), for batches of
 	// 1 and 4 orders as at 1000/s. Every order has its checkout page, as the
