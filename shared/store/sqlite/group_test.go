@@ -455,3 +455,38 @@ func TestGroupTransactionLost(t *testing.T) {
 		})
 	}
 }
+
+// On one processor (yzpay pinned to a core, or GOMAXPROCS=1), the writers
+// waiting to run are only runnable, not queued, while the leader works: the
+// leader lets them queue before it takes its group, so they still share
+// commits.
+func TestGroupOnOneProcessor(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s, _ := groupStore(t)
+	s.g.mu.Lock()
+	s.g.enqueued = nil
+	s.g.mu.Unlock()
+	const writers, each = 32, 10
+	before := s.g.groups.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				errs <- s.inTx(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+					return bump(ctx, tx, fmt.Sprintf("w%d-%d", w, i))
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if groups := s.g.groups.Load() - before; groups*2 > writers*each {
+		t.Fatalf("%d writes took %d transactions: on one processor the writers did not share commits", writers*each, groups)
+	}
+}
