@@ -38,8 +38,7 @@ type Store struct {
 	// lookups), each prepared once per pool; see stmtCache.
 	ws, rs *stmtCache
 
-	g    *groupWriter // every write transaction goes through it
-	ckpt *checkpointer
+	g *groupWriter // every write transaction goes through it
 }
 
 var _ store.Store = (*Store)(nil)
@@ -66,8 +65,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// each page they change first into a sub-journal, a temporary file by
 	// default: one write(2) per page, a tenth of the payment path's CPU.
 	wdsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_txlock=immediate" +
-		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", backstopCheckpointPages)
+		"&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	w, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
@@ -101,14 +99,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
 	}
-	ckpt, err := startCheckpointer(ctx, path, checkpointEvery)
-	if err != nil {
-		_ = g.close()
-		w.Close()
-		r.Close()
-		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
-	}
-	return &Store{w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r), g: g, ckpt: ckpt}, nil
+	return &Store{w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r), g: g}, nil
 }
 
 // Migrate applies the pending migrations; it is idempotent. No lock is taken
@@ -142,7 +133,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close waits for the writes already queued, then closes both connection
 // pools. Writes after Close fail.
 func (s *Store) Close() error {
-	return errors.Join(s.g.close(), s.ckpt.close(), s.ws.close(), s.rs.close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.g.close(), s.ws.close(), s.rs.close(), s.r.Close(), s.w.Close())
 }
 
 // inTx runs fn in a write transaction on the writer connection, perhaps

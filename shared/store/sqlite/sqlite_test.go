@@ -2,15 +2,12 @@ package sqlite_test
 
 import (
 	"database/sql"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/yzpay/yzpay/shared/domain"
-	"github.com/yzpay/yzpay/shared/servicetest"
 	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/store/sqlite"
 	"github.com/yzpay/yzpay/shared/store/storetest"
@@ -120,36 +117,4 @@ func TestHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.CheckHistory(t, got, want)
-}
-
-// Commits land in the WAL; the background checkpointer copies them into the
-// database file soon after, well before the writer's own backstop (8,000
-// pages) would. Without it the file would not grow at all here.
-func TestCheckpointsInBackground(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "yzpay.db")
-	s, err := sqlite.Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	size := func() int64 {
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
-	before := size()
-	for i := range 50 {
-		o := domain.NewOrder{OrderID: fmt.Sprintf("ckpt-%d-%s", i, strings.Repeat("x", 50)), Name: strings.Repeat("n", 200), Price: 5}
-		if _, err := s.Reserve(t.Context(), o, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-	}
-	servicetest.Eventually(t, "the orders checkpointed into the database file", func() bool {
-		return size() > before
-	})
 }
