@@ -1,0 +1,146 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// A real SQLITE_FULL (max_page_count) in one write of a group: every caller
+// told success has its row, every caller told failure has not.
+func TestGroupDiskFull(t *testing.T) {
+	s, enq := groupStore(t)
+	// Leave a few pages of room on the writer connection.
+	if err := s.inTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
+		var pages int
+		if err := tx.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages+3))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bigAt := range []int{0, 1, 2} {
+		t.Run(fmt.Sprint("big at ", bigAt), func(t *testing.T) {
+			release := hold(t, s, enq)
+			const n = 3
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					errs[i] = s.inTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
+						k := fmt.Sprintf("full-%d-%d", bigAt, i)
+						if i == bigAt {
+							_, err := tx.ExecContext(ctx, `INSERT INTO kv VALUES (?, length(randomblob(1000000)))`, k)
+							if err != nil {
+								return err
+							}
+							_, err = tx.ExecContext(ctx, `CREATE TABLE big (b BLOB); INSERT INTO big VALUES (randomblob(1000000))`)
+							return err
+						}
+						return bump(ctx, tx, k)
+					})
+				})
+				waitQueued(enq, 1)
+			}
+			release()
+			wg.Wait()
+			for i, err := range errs {
+				_, ok := kv(t, s, fmt.Sprintf("full-%d-%d", bigAt, i))
+				t.Logf("write %d: err=%v kept=%v", i, err, ok)
+				if (err == nil) != ok {
+					t.Errorf("write %d: err %v but kept %v", i, err, ok)
+				}
+			}
+		})
+	}
+}
+
+// OrderState against the three methods on rows with every nullable column
+// both NULL and set, for id counts on both sides of the statement cache.
+func TestOrderStateMatchesTheThreeReads(t *testing.T) {
+	s, _ := groupStore(t)
+	const norders = 40
+	err := s.inTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error {
+		for i := range norders {
+			id := fmt.Sprintf("o-%02d", i)
+			var qr, tid, paid any
+			if i%2 == 0 {
+				qr, tid, paid = 1000+i, fmt.Sprint("T", i), int64(1700000000000000+i)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, name, price, qr_id, qr_url, status, tid,
+				payment, buyer_id, pay_type, paid_at, ever_paid, created_at, updated_at)
+				VALUES (?, ?, ?, ?, 'u', 'TRADE_PAID', ?, 5, 'b', 'p', ?, ?, ?, ?)`,
+				id, "name "+id, i, qr, tid, paid, i%2, 1700000000000000+i, 1700000000000001+i); err != nil {
+				return err
+			}
+			if i%3 == 0 {
+				nu := ""
+				if i%2 == 0 {
+					nu = "https://n/" + id
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO checkouts (token, order_id, return_url, notify_url, created_at)
+					VALUES (?, ?, '', ?, 1)`, fmt.Sprintf("tok-%s-%s", id, strings.Repeat("0", 20)), id, nu); err != nil {
+					return err
+				}
+			}
+			for j := range 3 {
+				var ev any
+				var next, deliv, gu, sup any
+				switch (i + j) % 4 {
+				case 0:
+					ev, deliv = []byte(`{"x":1}`), int64(1700000000000100)
+				case 1:
+					ev, gu = []byte{}, int64(1700000000000200)
+				case 2:
+					sup = int64(1700000000000300)
+				case 3:
+					next = int64(1700000000000400)
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (event_id, endpoint, order_id, status, event,
+					attempts, last_http_status, last_error, next_attempt_at, delivered_at, given_up_at, superseded_at,
+					created_at, updated_at) VALUES (?, ?, ?, 'S', ?, ?, ?, ?, ?, ?, ?, ?, 1, 2)`,
+					fmt.Sprintf("E%d", (i*7+j)%11), fmt.Sprintf("https://e%d/%s", j, id), id, ev, j, 200+j, "err",
+					next, deliv, gu, sup); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for i := range norders {
+		all = append(all, fmt.Sprintf("o-%02d", i), "missing-"+fmt.Sprint(i))
+	}
+	for _, n := range []int{1, 2, 31, 32, 33, 64, 80} {
+		ids := all[:n]
+		got, err := s.OrderState(t.Context(), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os, err1 := s.OrdersByID(t.Context(), ids)
+		us, err2 := s.NotifyURLs(t.Context(), ids)
+		ds, err3 := s.DeliveriesForOrders(t.Context(), ids)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Orders, os) {
+			t.Errorf("%d ids: orders differ:\n%+v\n%+v", n, got.Orders, os)
+		}
+		if !reflect.DeepEqual(got.NotifyURLs, us) {
+			t.Errorf("%d ids: urls differ:\n%v\n%v", n, got.NotifyURLs, us)
+		}
+		if !reflect.DeepEqual(got.Deliveries, ds) {
+			t.Errorf("%d ids: deliveries differ:\n%+v\n%+v", n, got.Deliveries, ds)
+		}
+	}
+}
