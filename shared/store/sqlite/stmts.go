@@ -112,8 +112,8 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) (*sql.Ro
 
 // inListCached bounds the IN (...) lists whose statements the reader cache
 // keeps. The notifier's micro-batches read a few orders at a time, so the
-// same few texts come back all the time (parsing them was a third of the
-// batch's reads; docs/performance.md "Hot path"); longer lists are rare and
+// same few texts come back all the time (keeping them prepared halved the
+// CPU of the batch's reads; docs/performance.md "Hot path"); longer lists are rare and
 // parsed per call, which keeps the cache at most this many texts per query.
 const inListCached = 32
 
