@@ -132,6 +132,12 @@ type consoleHub struct {
 type consoleSub struct {
 	order string
 	ch    chan consoleMsg
+	// primed: the hub has read this page's order since it subscribed
+	// (guarded by consoleHub.mu). The page was rendered before it
+	// subscribed, so the first reading may already differ from what it
+	// shows (a replay delivered in between); it gets one "order" event then,
+	// and after that one per change.
+	primed bool
 }
 
 type consoleMsg struct {
@@ -264,14 +270,16 @@ func (h *consoleHub) checkOrders(ctx context.Context) {
 		p := b.String()
 		old, seen := h.prints[id]
 		h.prints[id] = p
-		if !seen || old == p {
-			continue
-		}
+		changed := seen && old != p
 		data, _ := json.Marshal(map[string]string{"order_id": id})
 		for s := range h.subs {
-			if s.order == id {
+			if s.order != id {
+				continue
+			}
+			if changed || !s.primed {
 				h.send(s, consoleMsg{"order", data})
 			}
+			s.primed = true
 		}
 	}
 }
