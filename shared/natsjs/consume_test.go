@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,29 +22,9 @@ import (
 // of them, so a handler can take its place in a queue there (the notifier
 // keeps each order's statuses in order that way).
 func TestConsumeAdmitsBatchesInDeliveryOrder(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ADMIT", Subjects: []string{"admit.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := natsjs.EnsureConsumer(ctx, js, "ADMIT", jetstream.ConsumerConfig{Durable: "admit", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons := testConsumer(t, "admit")
 	const n = 60
 	for i := range n {
 		if _, err := js.Publish(ctx, "admit.x", []byte(strconv.Itoa(i))); err != nil {
@@ -105,29 +86,9 @@ func TestConsumeAdmitsBatchesInDeliveryOrder(t *testing.T) {
 // handled when a slot frees, instead of queueing as a run of small batches:
 // a bigger batch shares the store's reads and its commit.
 func TestConsumeBatchesWhatArrivesWhileSlotsAreBusy(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BUSY", Subjects: []string{"busy.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := natsjs.EnsureConsumer(ctx, js, "BUSY", jetstream.ConsumerConfig{Durable: "busy", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons := testConsumer(t, "busy")
 	publish := func(from, to int) {
 		for i := from; i <= to; i++ {
 			if _, err := js.Publish(ctx, "busy.x", []byte(strconv.Itoa(i))); err != nil {
@@ -195,4 +156,33 @@ func TestConsumeBatchesWhatArrivesWhileSlotsAreBusy(t *testing.T) {
 	if len(sizes) < 2 || sizes[1] < 2 {
 		t.Fatalf("batch sizes %v: the message that arrived while the slot was busy was handled alone, not with those that followed it", sizes)
 	}
+}
+
+// testConsumer starts an embedded JetStream with a stream NAME on subjects
+// name.> and an explicit-ack durable consumer name on it.
+func testConsumer(t *testing.T, name string) (jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: strings.ToUpper(name), Subjects: []string{name + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := natsjs.EnsureConsumer(ctx, js, strings.ToUpper(name), jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cons
 }

@@ -63,6 +63,22 @@ func hold(t *testing.T, s *Store, enq chan struct{}) (release func()) {
 	}
 }
 
+// inOneGroup queues fns in their order behind the write that release ends,
+// so that they form the next group, releases it, and returns each fn's
+// answer.
+func inOneGroup(t *testing.T, s *Store, enq chan struct{}, release func(), fns []func(ctx context.Context, tx *sql.Tx) error) []error {
+	t.Helper()
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Go(func() { errs[i] = s.inTx(t.Context(), fn) })
+		waitQueued(enq, 1) // in this order
+	}
+	release()
+	wg.Wait()
+	return errs
+}
+
 // waitQueued waits until n more writes are queued.
 func waitQueued(enq chan struct{}, n int) {
 	for range n {
@@ -249,30 +265,30 @@ func TestGroupCommitFails(t *testing.T) {
 		},
 		func(ctx context.Context, tx *sql.Tx) error { return bump(ctx, tx, "c") },
 	}
-	errs := make([]error, len(fns))
-	var wg sync.WaitGroup
-	for i, fn := range fns {
-		wg.Go(func() { errs[i] = s.inTx(t.Context(), fn) })
-		waitQueued(enq, 1) // in this order
-	}
-	release()
-	wg.Wait()
+	errs := inOneGroup(t, s, enq, release, fns)
 	for i, err := range errs {
 		if err == nil || !strings.Contains(err.Error(), "commit") || !strings.Contains(err.Error(), "FOREIGN KEY") {
 			t.Errorf("write %d: %v, want the commit's error", i, err)
 		}
 	}
+	lostThenUsable(t, s, "the commit failed")
+}
+
+// lostThenUsable checks that the writes "a" and "c" of a group that was lost
+// left nothing, and that the writer works again: no transaction was left
+// open on its connection.
+func lostThenUsable(t *testing.T, s *Store, why string) {
+	t.Helper()
 	for _, k := range []string{"a", "c"} {
 		if _, ok := kv(t, s, k); ok {
-			t.Errorf("%s kept although the commit failed", k)
+			t.Errorf("%s kept although %s", k, why)
 		}
 	}
-	// The connection is usable again: no transaction left open on it.
 	if err := s.inTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error { return bump(ctx, tx, "after") }); err != nil {
 		t.Fatal(err)
 	}
 	if v, ok := kv(t, s, "after"); !ok || v != 1 {
-		t.Errorf("write after the failed commit: %d, %v", v, ok)
+		t.Errorf("write after %s: %d, %v", why, v, ok)
 	}
 }
 
@@ -422,14 +438,7 @@ func TestGroupTransactionLost(t *testing.T) {
 				},
 				func(ctx context.Context, tx *sql.Tx) error { return bump(ctx, tx, "c") },
 			}
-			errs := make([]error, len(fns))
-			var wg sync.WaitGroup
-			for i, fn := range fns {
-				wg.Go(func() { errs[i] = s.inTx(t.Context(), fn) })
-				waitQueued(enq, 1) // in this order
-			}
-			release()
-			wg.Wait()
+			errs := inOneGroup(t, s, enq, release, fns)
 			for i, err := range errs {
 				if i == 1 && tc.fails != nil {
 					if !errors.Is(err, tc.fails) {
@@ -441,17 +450,7 @@ func TestGroupTransactionLost(t *testing.T) {
 					t.Errorf("write %d: %v, want %q", i, err, tc.wantErr)
 				}
 			}
-			for _, k := range []string{"a", "c"} {
-				if _, ok := kv(t, s, k); ok {
-					t.Errorf("%s kept although its transaction was lost", k)
-				}
-			}
-			if err := s.inTx(t.Context(), func(ctx context.Context, tx *sql.Tx) error { return bump(ctx, tx, "after") }); err != nil {
-				t.Fatal(err)
-			}
-			if v, ok := kv(t, s, "after"); !ok || v != 1 {
-				t.Errorf("write after the lost transaction: %d, %v", v, ok)
-			}
+			lostThenUsable(t, s, "its transaction was lost")
 		})
 	}
 }
