@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/loopback"
 	"github.com/yzpay/yzpay/shared/merchant"
 )
 
@@ -66,7 +66,7 @@ func (g *Gateway) checkURL(field, setting, raw string, hosts []string) error {
 	host := strings.ToLower(u.Hostname())
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && g.cfg.Sandbox && isLoopback(host):
+	case u.Scheme == "http" && g.cfg.Sandbox && loopback.Host(host):
 	default:
 		return domain.Errorf(domain.CodeURLNotAllowed, "%s must be https (http only to a loopback host in sandbox mode)", field)
 	}
@@ -74,14 +74,6 @@ func (g *Gateway) checkURL(field, setting, raw string, hosts []string) error {
 		return domain.Errorf(domain.CodeURLNotAllowed, "%s's host is not in %s", field, setting)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // bindCheckout gives the order its page, or finds the one it has (see

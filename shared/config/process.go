@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/loopback"
 )
 
 // This file is the one place that turns the environment into settings: one
@@ -766,14 +767,7 @@ func (s *Serve) AllowSandboxBackends() {
 // loopbackOnly reports whether addr (host:port) listens on loopback only.
 func loopbackOnly(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && loopback.Host(host)
 }
 
 // BindURL fills in what depends on the address the gateway listener got

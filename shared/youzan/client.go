@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/yzpay/yzpay/shared/loopback"
 )
 
 // Config configures a Client for one shop.
@@ -94,7 +96,7 @@ func New(cfg Config) (*Client, error) {
 	// The token request carries the app secret: over plain HTTP anyone on
 	// the path could read it. Only a loopback base (the sandbox, tests) may
 	// skip TLS.
-	if u.Scheme != "https" && !isLoopback(u.Hostname()) {
+	if u.Scheme != "https" && !loopback.Host(u.Hostname()) {
 		return nil, fmt.Errorf("youzan: BaseURL %q must use https (plain http is allowed only on loopback)", cfg.BaseURL)
 	}
 	if cfg.Timeout <= 0 {
@@ -566,13 +568,4 @@ func snippet(b []byte) string {
 func isEmptyResult(r json.RawMessage) bool {
 	s := strings.TrimSpace(string(r))
 	return s == "" || s == "null" || s == "{}" || s == "[]"
-}
-
-// isLoopback reports whether host is localhost or a loopback address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
