@@ -37,24 +37,11 @@ func openEventStream(w http.ResponseWriter, r *http.Request) eventStream {
 	return eventStream{send: startEventStream(w), close: func() {}}
 }
 
-// hijacker finds the http.Hijacker under middleware writers (httpapi's
-// statusWriter has Unwrap).
-func hijacker(w http.ResponseWriter) (http.Hijacker, bool) {
-	for {
-		if h, ok := w.(http.Hijacker); ok {
-			return h, true
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return nil, false
-		}
-		w = u.Unwrap()
-	}
-}
-
 func hijackEventStream(w http.ResponseWriter) (eventStream, bool) {
-	hj, ok := hijacker(w)
-	if !ok {
+	// The controller finds the connection under middleware writers
+	// (httpapi's statusWriter has Unwrap).
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
 		return eventStream{}, false
 	}
 	h := w.Header()
@@ -69,10 +56,6 @@ func hijackEventStream(w http.ResponseWriter) (eventStream, bool) {
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	// The status is never written through w, so the request's metrics
 	// record the default 200, which is what the client gets.
-	conn, rw, err := hj.Hijack()
-	if err != nil {
-		return eventStream{}, false
-	}
 	// Drop net/http's buffers (rw): frames go straight to the connection,
 	// and whatever the client sends after its request is never read.
 	_ = rw
