@@ -245,7 +245,7 @@ func (n *Notifier) handleJobs(ctx context.Context, jobs []*job) {
 	// orders, to refuse forged events; their notify_urls; and their
 	// deliveries: which endpoints already have their push, and the newest
 	// status each endpoint has of each order.
-	st, err := store.ReadOrderState(ctx, n.deps.Store, distinctOrders(jobs))
+	st, err := n.deps.Store.OrderState(ctx, distinctOrders(jobs))
 	if err != nil {
 		n.log.Error("store unavailable; events will be redelivered", "events", len(jobs), "err", err)
 		for _, j := range jobs {

@@ -110,6 +110,10 @@ type Store interface {
 	// ordered by (EventID, Endpoint): what the notifier needs to keep each
 	// endpoint's view of an order in order.
 	DeliveriesForOrders(ctx context.Context, orderIDs []string) ([]domain.Delivery, error)
+	// OrderState is OrdersByID, NotifyURLs and DeliveriesForOrders of
+	// orderIDs in one read: one round trip on Postgres, one statement on
+	// SQLite (the notifier reads it once per batch).
+	OrderState(ctx context.Context, orderIDs []string) (OrderState, error)
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]domain.Delivery, error)
 	// ReopenDelivery clears GivenUpAt (and DeliveredAt) so a replay counts on.
 	ReopenDelivery(ctx context.Context, eventID, endpoint string) (domain.Delivery, error)

@@ -135,8 +135,6 @@ func (s *Store) NotifyURLs(ctx context.Context, orderIDs []string) (map[string]s
 	return out, nil
 }
 
-var _ store.OrderStateReader = (*Store)(nil)
-
 // OrderState reads OrdersByID, NotifyURLs and DeliveriesForOrders of
 // orderIDs with one round trip: the three queries go out as one batch. They
 // only read, so the batch's implicit transaction changes nothing; each still

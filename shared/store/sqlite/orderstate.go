@@ -12,8 +12,6 @@ import (
 	"github.com/yzpay/yzpay/shared/store"
 )
 
-var _ store.OrderStateReader = (*Store)(nil)
-
 // The rows of orderStateSQL: column 0 says which query a row answers.
 const (
 	stateOrder    = 0 // the other columns are orderCols

@@ -213,8 +213,8 @@ func testAttachQRAndCheckoutConcurrent(t *testing.T, s store.Store) {
 	}
 }
 
-// testOrderState: store.ReadOrderState (one round trip where the backend
-// offers it) reads what OrdersByID, NotifyURLs and DeliveriesForOrders do.
+// testOrderState: OrderState reads what OrdersByID, NotifyURLs and
+// DeliveriesForOrders do.
 func testOrderState(t *testing.T, s store.Store) {
 	o1 := create(t, s, "os-1", 7101)
 	o2 := create(t, s, "os-2", 7102)
@@ -244,17 +244,17 @@ func testOrderState(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	// What the data above holds, whichever way the backend reads it.
-	all, err := store.ReadOrderState(ctx(t), s, []string{"os-3", "os-1", "os-missing", "os-2"})
+	all, err := s.OrderState(ctx(t), []string{"os-3", "os-1", "os-missing", "os-2"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	orders := slices.Clone(all.Orders)
 	slices.SortFunc(orders, func(a, b domain.Order) int { return strings.Compare(a.OrderID, b.OrderID) })
 	if want := []domain.Order{o1, o2, o3}; !reflect.DeepEqual(orders, want) {
-		t.Errorf("ReadOrderState.Orders = %+v, want %+v", orders, want)
+		t.Errorf("OrderState.Orders = %+v, want %+v", orders, want)
 	}
 	if want := map[string]string{"os-1": "https://shop.example/n/1"}; !maps.Equal(all.NotifyURLs, want) {
-		t.Errorf("ReadOrderState.NotifyURLs = %v, want %v", all.NotifyURLs, want)
+		t.Errorf("OrderState.NotifyURLs = %v, want %v", all.NotifyURLs, want)
 	}
 	var got []string
 	for _, d := range all.Deliveries {
@@ -269,11 +269,11 @@ func testOrderState(t *testing.T, s store.Store) {
 		`T3:TRADE_PAID https://a.example os-3 TRADE_PAID attempts=1 http=200 delivered=true event="" error="" next=false`,
 	}
 	if !slices.Equal(got, want) {
-		t.Errorf("ReadOrderState.Deliveries =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Errorf("OrderState.Deliveries =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if st, err := store.ReadOrderState(ctx(t), s, nil); err != nil || len(st.Orders) != 0 || st.NotifyURLs == nil ||
+	if st, err := s.OrderState(ctx(t), nil); err != nil || len(st.Orders) != 0 || st.NotifyURLs == nil ||
 		len(st.NotifyURLs) != 0 || len(st.Deliveries) != 0 {
-		t.Errorf("ReadOrderState(nil) = %+v, %v; want nothing and an empty map", st, err)
+		t.Errorf("OrderState(nil) = %+v, %v; want nothing and an empty map", st, err)
 	}
 	// More ids than one IN list holds (the SQLite store reads 500 at a
 	// time): the orders asked for are found in every chunk.
@@ -287,9 +287,9 @@ func testOrderState(t *testing.T, s store.Store) {
 	many = append(many, "os-2")
 	// The same as the three methods, field by field, for each set of ids.
 	for _, ids := range [][]string{{"os-1", "os-2", "os-3", "os-missing"}, {"os-2"}, {"os-missing"}, nil, many} {
-		got, err := store.ReadOrderState(ctx(t), s, ids)
+		got, err := s.OrderState(ctx(t), ids)
 		if err != nil {
-			t.Fatalf("ReadOrderState(%d ids): %v", len(ids), err)
+			t.Fatalf("OrderState(%d ids): %v", len(ids), err)
 		}
 		orders, err1 := s.OrdersByID(ctx(t), ids)
 		urls, err2 := s.NotifyURLs(ctx(t), ids)
@@ -303,13 +303,13 @@ func testOrderState(t *testing.T, s store.Store) {
 			return os
 		}
 		if g, w := sortOrders(got.Orders), sortOrders(orders); len(g) != len(w) || len(w) > 0 && !reflect.DeepEqual(g, w) {
-			t.Errorf("ReadOrderState(%d ids).Orders = %+v, want %+v", len(ids), g, w)
+			t.Errorf("OrderState(%d ids).Orders = %+v, want %+v", len(ids), g, w)
 		}
 		if len(got.NotifyURLs) != len(urls) || !maps.Equal(got.NotifyURLs, urls) {
-			t.Errorf("ReadOrderState(%d ids).NotifyURLs = %v, want %v", len(ids), got.NotifyURLs, urls)
+			t.Errorf("OrderState(%d ids).NotifyURLs = %v, want %v", len(ids), got.NotifyURLs, urls)
 		}
 		if len(got.Deliveries) != len(ds) || len(ds) > 0 && !reflect.DeepEqual(got.Deliveries, ds) {
-			t.Errorf("ReadOrderState(%d ids).Deliveries = %+v, want %+v", len(ids), got.Deliveries, ds)
+			t.Errorf("OrderState(%d ids).Deliveries = %+v, want %+v", len(ids), got.Deliveries, ds)
 		}
 	}
 }

@@ -1317,7 +1317,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		wg.Wait()
 	})
 	// What the notifier reads per batch before it posts: the batch's orders,
-	// their notify_urls and deliveries (store.ReadOrderState), for batches of
+	// their notify_urls and deliveries (Store.OrderState), for batches of
 	// 1 and 4 orders as at 1000/s. Every order has its checkout page, as the
 	// gateway creates them; every other one a notify_url and every fourth a
 	// delivery already (a redelivery), so that each query finds rows for
@@ -1377,7 +1377,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 					ids[j] = fmt.Sprintf("bench-%d", i%orders)
 					i++
 				}
-				if _, err := store.ReadOrderState(b.Context(), s, ids); err != nil {
+				if _, err := s.OrderState(b.Context(), ids); err != nil {
 					b.Fatal(err)
 				}
 			}
