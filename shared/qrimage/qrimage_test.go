@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/yzpay/yzpay/shared/cputime"
 )
 
 // A qr_url of the length Youzan returns.
@@ -229,13 +231,13 @@ func BenchmarkPNGDataURI(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("len=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
-			cpu0, ok := processCPU()
+			cpu0, ok := cputime.Self()
 			for b.Loop() {
 				if _, err := PNGDataURI(content); err != nil {
 					b.Fatal(err)
 				}
 			}
-			if cpu1, _ := processCPU(); ok {
+			if cpu1, _ := cputime.Self(); ok {
 				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 			}
 		})

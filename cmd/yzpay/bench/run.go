@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/yzpay/yzpay/shared/cputime"
 	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/youzan/sandbox"
 )
@@ -106,21 +107,14 @@ func (p *proc) stop() {
 	}
 }
 
-// cpuSeconds is the user+system CPU time a process has used.
+// cpuSeconds is the user+system CPU time a process has used, 0 for one
+// that has gone.
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := cputime.Of(pid)
 	if err != nil {
 		return 0
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
+	return d.Seconds()
 }
 
 // externalCPU is the CPU time of the machine's PostgreSQL and nats-server

@@ -8,26 +8,22 @@ package postgres_test
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/yzpay/yzpay/shared/cputime"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/store/postgres"
 	"github.com/yzpay/yzpay/shared/store/postgres/postgrestest"
 )
 
 func backendCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := cputime.Of(pid)
 	if err != nil {
 		b.Skipf("backend process not readable (server not on this machine?): %v", err)
 	}
-	f := strings.Fields(string(raw)[strings.LastIndexByte(string(raw), ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond
+	return d
 }
 
 func BenchmarkBackendCPU(b *testing.B) {

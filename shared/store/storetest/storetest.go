@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/yzpay/yzpay/shared/cputime"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/store"
 )
@@ -1097,9 +1098,9 @@ func testByOrder(t *testing.T, s store.Store) {
 // mostly measures the other jobs; the CPU an op takes is what counts
 // (issue 16). For the Postgres store it leaves out the server's CPU.
 func cpuPerOp(b *testing.B) func() {
-	c0, ok0 := processCPU()
+	c0, ok0 := cputime.Self()
 	return func() {
-		if c1, ok1 := processCPU(); ok0 && ok1 && b.N > 0 {
+		if c1, ok1 := cputime.Self(); ok0 && ok1 && b.N > 0 {
 			b.ReportMetric(float64(c1-c0)/float64(b.N), "cpu-ns/op")
 		}
 	}
@@ -1361,16 +1362,16 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			}
 			i := 0
 			ids := make([]string, size)
-			var left int64 // CPU of the commits, left out
-			c0, ok0 := processCPU()
+			var left time.Duration // CPU of the commits, left out
+			c0, ok0 := cputime.Self()
 			for b.Loop() {
 				if c.afterCommit {
-					w0, _ := processCPU()
+					w0, _ := cputime.Self()
 					ob := paidObs(int64(i%orders+1), domain.StatusTradeSuccess)
 					if _, err := s.RecordObservations(b.Context(), []domain.Observation{ob}); err != nil {
 						b.Fatal(err)
 					}
-					w1, _ := processCPU()
+					w1, _ := cputime.Self()
 					left += w1 - w0
 				}
 				for j := range ids {
@@ -1381,7 +1382,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 					b.Fatal(err)
 				}
 			}
-			if c1, ok1 := processCPU(); ok0 && ok1 && b.N > 0 {
+			if c1, ok1 := cputime.Self(); ok0 && ok1 && b.N > 0 {
 				b.ReportMetric(float64(c1-c0-left)/float64(b.N), "cpu-ns/op")
 			}
 		})
