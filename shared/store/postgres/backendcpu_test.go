@@ -8,14 +8,11 @@ package postgres_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/yzpay/yzpay/shared/cputime"
 	"github.com/yzpay/yzpay/shared/domain"
-	"github.com/yzpay/yzpay/shared/store/postgres"
-	"github.com/yzpay/yzpay/shared/store/postgres/postgrestest"
 )
 
 func backendCPU(b *testing.B, pid int) time.Duration {
@@ -27,19 +24,9 @@ func backendCPU(b *testing.B, pid int) time.Duration {
 }
 
 func BenchmarkBackendCPU(b *testing.B) {
-	url := postgrestest.NewDatabase(b)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	s, err := postgres.Open(b.Context(), url+sep+"pool_max_conns=1")
-	if err != nil {
-		b.Fatal(err)
-	}
+	// One connection, so one backend does all the work.
+	s := open(b, "pool_max_conns=1")
 	defer s.Close()
-	if err := s.Migrate(b.Context()); err != nil {
-		b.Fatal(err)
-	}
 	const orders = 512
 	for i := range orders {
 		id := fmt.Sprintf("o-%d", i)
@@ -50,7 +37,6 @@ func BenchmarkBackendCPU(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// One connection (pool_max_conns=1), so one backend does all the work.
 	var pid int
 	if err := s.Pool().QueryRow(b.Context(), "select pg_backend_pid()").Scan(&pid); err != nil {
 		b.Fatal(err)

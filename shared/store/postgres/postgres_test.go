@@ -16,9 +16,18 @@ import (
 )
 
 // open returns a migrated store on a fresh database; the caller closes it.
-func open(tb testing.TB) *postgres.Store {
+// params are added to the URL's query, e.g. "pool_max_conns=1".
+func open(tb testing.TB, params ...string) *postgres.Store {
 	tb.Helper()
-	s, err := postgres.Open(tb.Context(), postgrestest.NewDatabase(tb))
+	url := postgrestest.NewDatabase(tb)
+	for _, p := range params {
+		sep := "?"
+		if strings.Contains(url, "?") {
+			sep = "&"
+		}
+		url += sep + p
+	}
+	s, err := postgres.Open(tb.Context(), url)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -134,19 +143,8 @@ func TestHistory(t *testing.T) {
 // locks and returns its connection usable: with a pool of one connection
 // the next batch would otherwise block or fail.
 func TestRecordObservationsFailureRollsBack(t *testing.T) {
-	url := postgrestest.NewDatabase(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	s, err := postgres.Open(t.Context(), url+sep+"pool_max_conns=1")
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
+	s := open(t, "pool_max_conns=1")
 	defer s.Close()
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	for i, id := range []string{"a", "b"} {
 		if _, err := s.Reserve(t.Context(), domain.NewOrder{OrderID: id, Name: "n", Price: 990}, time.Minute); err != nil {
 			t.Fatal(err)
