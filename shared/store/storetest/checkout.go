@@ -52,30 +52,37 @@ func testCheckout(t *testing.T, s store.Store) {
 // one page.
 func testCheckoutConcurrent(t *testing.T, s store.Store) {
 	create(t, s, "co-race", 7002)
-	const n = 8
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		toks = map[string]int{}
-	)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := s.BindCheckout(ctx(t), domain.Checkout{Token: fmt.Sprintf("tok-race-%020d", i), OrderID: "co-race"})
-			if err != nil {
-				t.Errorf("BindCheckout: %v", err)
-				return
-			}
-			mu.Lock()
-			toks[c.Token]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	toks := answers(t, 8, func(i int) (string, error) {
+		c, err := s.BindCheckout(ctx(t), domain.Checkout{Token: fmt.Sprintf("tok-race-%020d", i), OrderID: "co-race"})
+		return c.Token, err
+	})
 	if len(toks) != 1 {
 		t.Fatalf("concurrent BindCheckout returned %d different tokens (%v), want 1", len(toks), toks)
 	}
+}
+
+// answers runs call(0) … call(n-1) at once and counts the distinct answers
+// of those that succeeded; a failed call fails the test.
+func answers(t *testing.T, n int, call func(i int) (string, error)) map[string]int {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[string]int{}
+	)
+	for i := range n {
+		wg.Go(func() {
+			a, err := call(i)
+			if err != nil {
+				t.Errorf("call %d of %d at once: %v", i, n, err)
+				return
+			}
+			mu.Lock()
+			seen[a]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return seen
 }
 
 // testNotifyURLs: an order's notify_url is kept with its page, the first
@@ -186,28 +193,11 @@ func testAttachQRAndCheckoutConcurrent(t *testing.T, s store.Store) {
 	if _, err := s.Reserve(ctx(t), newOrder("aq-race"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	const n = 8
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		seen = map[string]int{}
-	)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o, c, err := s.AttachQRAndCheckout(ctx(t), domain.QRCode{ID: int64(8100 + i), URL: fmt.Sprintf("u%d", i)},
-				domain.Checkout{Token: fmt.Sprintf("tok-aq-race-%020d", i), OrderID: "aq-race"})
-			if err != nil {
-				t.Errorf("AttachQRAndCheckout: %v", err)
-				return
-			}
-			mu.Lock()
-			seen[fmt.Sprintf("qr %d page %s", o.QRID, c.Token)]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	seen := answers(t, 8, func(i int) (string, error) {
+		o, c, err := s.AttachQRAndCheckout(ctx(t), domain.QRCode{ID: int64(8100 + i), URL: fmt.Sprintf("u%d", i)},
+			domain.Checkout{Token: fmt.Sprintf("tok-aq-race-%020d", i), OrderID: "aq-race"})
+		return fmt.Sprintf("qr %d page %s", o.QRID, c.Token), err
+	})
 	if len(seen) != 1 {
 		t.Fatalf("concurrent AttachQRAndCheckout returned %d different results (%v), want 1", len(seen), seen)
 	}
