@@ -1114,56 +1114,42 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		b.Cleanup(func() { _ = s.Close() })
 		return s
 	}
-	b.Run("CreateOrder", func(b *testing.B) {
-		s := setup(b)
-		i := 0
-		defer cpuPerOp(b)()
-		for b.Loop() {
-			i++
-			id := fmt.Sprintf("bench-%d", i)
-			if _, err := s.Reserve(b.Context(), newOrder(id), time.Minute); err != nil {
-				b.Fatal(err)
+	// Orders are created one after another: each is claimed (Reserve), then
+	// completed by complete.
+	creating := func(name string, complete func(b *testing.B, s store.Store, i int64, id string) error) {
+		b.Run(name, func(b *testing.B) {
+			s := setup(b)
+			var i int64
+			defer cpuPerOp(b)()
+			for b.Loop() {
+				i++
+				id := fmt.Sprintf("bench-%d", i)
+				if _, err := s.Reserve(b.Context(), newOrder(id), time.Minute); err != nil {
+					b.Fatal(err)
+				}
+				if err := complete(b, s, i, id); err != nil {
+					b.Fatal(err)
+				}
 			}
-			if _, err := s.AttachQR(b.Context(), id, domain.QRCode{ID: int64(i), URL: "u"}); err != nil {
-				b.Fatal(err)
-			}
-		}
+		})
+	}
+	creating("CreateOrder", func(b *testing.B, s store.Store, i int64, id string) error {
+		_, err := s.AttachQR(b.Context(), id, domain.QRCode{ID: i, URL: "u"})
+		return err
 	})
 	// An order as the gateway creates it: the claim, then the QR and the
 	// checkout page in two calls (before issue 16) or in one.
-	b.Run("CreateOrderCheckout", func(b *testing.B) {
-		s := setup(b)
-		i := 0
-		defer cpuPerOp(b)()
-		for b.Loop() {
-			i++
-			id := fmt.Sprintf("bench-%d", i)
-			if _, err := s.Reserve(b.Context(), newOrder(id), time.Minute); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := s.AttachQR(b.Context(), id, domain.QRCode{ID: int64(i), URL: "u"}); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := s.BindCheckout(b.Context(), domain.Checkout{Token: fmt.Sprintf("tok-bench-%020d", i), OrderID: id}); err != nil {
-				b.Fatal(err)
-			}
+	creating("CreateOrderCheckout", func(b *testing.B, s store.Store, i int64, id string) error {
+		if _, err := s.AttachQR(b.Context(), id, domain.QRCode{ID: i, URL: "u"}); err != nil {
+			return err
 		}
+		_, err := s.BindCheckout(b.Context(), domain.Checkout{Token: fmt.Sprintf("tok-bench-%020d", i), OrderID: id})
+		return err
 	})
-	b.Run("CreateOrderCheckoutOneCall", func(b *testing.B) {
-		s := setup(b)
-		i := 0
-		defer cpuPerOp(b)()
-		for b.Loop() {
-			i++
-			id := fmt.Sprintf("bench-%d", i)
-			if _, err := s.Reserve(b.Context(), newOrder(id), time.Minute); err != nil {
-				b.Fatal(err)
-			}
-			if _, _, err := s.AttachQRAndCheckout(b.Context(), domain.QRCode{ID: int64(i), URL: "u"},
-				domain.Checkout{Token: fmt.Sprintf("tok-bench-%020d", i), OrderID: id}); err != nil {
-				b.Fatal(err)
-			}
-		}
+	creating("CreateOrderCheckoutOneCall", func(b *testing.B, s store.Store, i int64, id string) error {
+		_, _, err := s.AttachQRAndCheckout(b.Context(), domain.QRCode{ID: i, URL: "u"},
+			domain.Checkout{Token: fmt.Sprintf("tok-bench-%020d", i), OrderID: id})
+		return err
 	})
 	// Observations cycle over many orders through the lifecycle, so most
 	// are repeats that change nothing, as in production polling.
