@@ -16,6 +16,7 @@ import (
 	"github.com/yzpay/yzpay/shared/metrics"
 	"github.com/yzpay/yzpay/shared/natsjs"
 	"github.com/yzpay/yzpay/shared/natsjs/embedded"
+	"github.com/yzpay/yzpay/shared/servicetest"
 )
 
 type env struct {
@@ -28,20 +29,7 @@ type env struct {
 // them up.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, js := servicetest.JetStream(t)
 	if err := natsjs.EnsureStreams(context.Background(), js, natsjs.DefaultStreamSetup(1)); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/yzpay/yzpay/shared/natsjs"
-	"github.com/yzpay/yzpay/shared/natsjs/embedded"
 	"github.com/yzpay/yzpay/shared/servicetest"
 )
 
@@ -162,20 +161,7 @@ func TestConsumeBatchesWhatArrivesWhileSlotsAreBusy(t *testing.T) {
 // name.> and an explicit-ack durable consumer name on it.
 func testConsumer(t *testing.T, name string) (jetstream.JetStream, jetstream.Consumer) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := servicetest.JetStream(t)
 	ctx := t.Context()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: strings.ToUpper(name), Subjects: []string{name + ".>"}}); err != nil {
 		t.Fatal(err)

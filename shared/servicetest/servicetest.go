@@ -1,6 +1,7 @@
 // Package servicetest gives one service's unit tests the real parts it runs
 // on, as the services' own tests need them: a migrated SQLite store and an
-// embedded JetStream with yzpay's streams, both gone when the test ends.
+// embedded JetStream with yzpay's streams, both gone when the test ends;
+// and a bare embedded JetStream for the tests of the broker plumbing.
 // Only _test files import it (cmd/yzpay/deps_test.go keeps it out of the
 // binaries).
 package servicetest
@@ -60,6 +61,27 @@ func Start(t testing.TB) Backends {
 		t.Fatal(err)
 	}
 	return Backends{Store: st, Conn: nc, JS: js, StopBroker: stop}
+}
+
+// JetStream starts an embedded JetStream server without streams, under t's
+// temporary directory, and connects to it; both stop when the test ends.
+func JetStream(t testing.TB) (*embedded.Server, jetstream.JetStream) {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, js
 }
 
 // Eventually waits until cond holds, failing the test after 10 s.
