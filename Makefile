@@ -44,9 +44,10 @@ test:
 	@$(MAKE) --no-print-directory bench-smoke
 
 # Native Go fuzzing of the push parser and verifier, the msg decoder and the
-# QR-create request decoder, and of the one-pass JSON readers of pushes and
-# trade.get answers against encoding/json (same fields, same errors),
-# FUZZTIME each. Their committed corpora
+# QR-create request decoder; and, against encoding/json (same fields, same
+# errors), of the one-pass JSON scanner, the readers built on it for pushes,
+# trade.get answers and Youzan's envelope, and the event decoder; FUZZTIME
+# each. Their committed corpora
 # (testdata/fuzz) already run in every `go test`; new finds land in the Go
 # cache, failures in testdata/fuzz (commit them with the fix).
 # FUZZTIME counts executions, not seconds: with a duration, Go 1.26's fuzz
@@ -54,7 +55,8 @@ test:
 # deadline although it found nothing (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME ?= 50000x
 FUZZ_TARGETS := shared/youzan/push:FuzzParse shared/youzan/push:FuzzVerify shared/youzan/push:FuzzDecodeMsg services/gateway:FuzzParseOrderRequest \
-	shared/youzan/push:FuzzParseSameAsReference shared/youzan:FuzzReadTradeGetSameAsReference
+	shared/youzan/push:FuzzParseSameAsReference shared/youzan:FuzzReadTradeGetSameAsReference \
+	shared/youzan/internal/jsonscan:FuzzScanner shared/youzan:FuzzClassifySameAsReference shared/domain:FuzzDecode
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo ">> $$fn ($$pkg, $(FUZZTIME))"; \
