@@ -106,3 +106,80 @@ func TestOnlyConfigReadsTheEnvironment(t *testing.T) {
 		t.Fatalf("checked only %d files; the walk is broken", checked)
 	}
 }
+
+// docs/architecture.md's package map is how a newcomer finds their way; it
+// drifted from the code twice before this test, so every arrow in it must be
+// an import (test files excluded) and every import between our packages an
+// arrow.
+func TestPackageMapMatchesImports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("go list of every package")
+	}
+	const module = "github.com/yzpay/yzpay/"
+	root := repoRoot(t)
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(doc), "## Package map")
+	_, chart, ok := strings.Cut(section, "```mermaid\n")
+	chart, _, ok2 := strings.Cut(chart, "\n```")
+	if !ok || !ok2 {
+		t.Fatal("docs/architecture.md: no mermaid block under \"## Package map\"")
+	}
+	// Nodes are id["path"] or id["path (note)"]; arrows are a --> b & c.
+	paths := map[string]string{}
+	for _, m := range regexp.MustCompile(`(\w+)\["([^" ]+)[^"]*"\]`).FindAllStringSubmatch(chart, -1) {
+		paths[m[1]] = m[2]
+	}
+	drawn := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*(\w+) --> (.+)$`).FindAllStringSubmatch(chart, -1) {
+		for _, to := range strings.Split(m[2], "&") {
+			from, to := paths[m[1]], paths[strings.TrimSpace(to)]
+			if from == "" || to == "" {
+				t.Fatalf("docs/architecture.md: arrow %q names an undeclared node", m[0])
+			}
+			drawn[from+" -> "+to] = true
+		}
+	}
+	if len(drawn) < 40 {
+		t.Fatalf("read only %d arrows from the map; the parsing is broken", len(drawn))
+	}
+
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"...")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	inMap := map[string]bool{}
+	for _, p := range paths {
+		inMap[p] = true
+	}
+	imported := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		from := strings.TrimPrefix(f[0], module)
+		for _, imp := range f[1:] {
+			to, ours := strings.CutPrefix(imp, module)
+			if !ours {
+				continue
+			}
+			if !inMap[from] || !inMap[to] {
+				t.Errorf("%s imports %s, but the package map lacks one of them", from, to)
+				continue
+			}
+			imported[from+" -> "+to] = true
+		}
+	}
+	for e := range imported {
+		if !drawn[e] {
+			t.Errorf("docs/architecture.md's package map lacks the arrow %s", e)
+		}
+	}
+	for e := range drawn {
+		if !imported[e] {
+			t.Errorf("docs/architecture.md's package map draws %s, which is no import", e)
+		}
+	}
+}
