@@ -73,7 +73,9 @@ type groupWriter struct {
 	enqueued func()
 }
 
-func newGroupWriter(ctx context.Context, db *sql.DB) (*groupWriter, error) {
+// newGroupWriter writes through db, the writer pool, whose statement cache
+// stmts keeps (and closes) the savepoint statements.
+func newGroupWriter(ctx context.Context, db *sql.DB, stmts *stmtCache) (*groupWriter, error) {
 	g := &groupWriter{db: db}
 	g.idle = sync.NewCond(&g.mu)
 	// One savepoint name is enough: the savepoints are never nested.
@@ -81,9 +83,8 @@ func newGroupWriter(ctx context.Context, db *sql.DB) (*groupWriter, error) {
 		st **sql.Stmt
 		q  string
 	}{{&g.savepoint, "SAVEPOINT w"}, {&g.release, "RELEASE w"}, {&g.rollbackTo, "ROLLBACK TO w"}} {
-		st, err := db.PrepareContext(ctx, p.q)
+		st, err := stmts.get(ctx, p.q)
 		if err != nil {
-			g.closeStmts()
 			return nil, fmt.Errorf("prepare %q: %w", p.q, err)
 		}
 		*p.st = st
@@ -91,27 +92,15 @@ func newGroupWriter(ctx context.Context, db *sql.DB) (*groupWriter, error) {
 	return g, nil
 }
 
-func (g *groupWriter) closeStmts() error {
-	var errs []error
-	for _, st := range []*sql.Stmt{g.savepoint, g.release, g.rollbackTo} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// close refuses new writes, waits for the queued ones to be answered, and
-// closes the statements. No goroutine of the writer outlives it: there are
-// none but the callers'.
-func (g *groupWriter) close() error {
+// close refuses new writes and waits for the queued ones to be answered. No
+// goroutine of the writer outlives it: there are none but the callers'.
+func (g *groupWriter) close() {
 	g.mu.Lock()
 	g.closed = true
 	for g.leading {
 		g.idle.Wait()
 	}
 	g.mu.Unlock()
-	return g.closeStmts()
 }
 
 // do runs fn in a write transaction, perhaps shared with other callers',
@@ -249,6 +238,12 @@ func (g *groupWriter) run(tx *sql.Tx, group []*writeReq) {
 	// Alone, a request needs no savepoint: its error rolls back the
 	// transaction, as before group commit.
 	single := len(group) == 1
+	// Bound to tx once for the group, not once per use: each binding
+	// allocates and is closed again at the end of tx.
+	var savepoint, release, rollbackTo *sql.Stmt
+	if !single {
+		savepoint, release, rollbackTo = tx.Stmt(g.savepoint), tx.Stmt(g.release), tx.Stmt(g.rollbackTo)
+	}
 	// Those whose function ran. If the transaction is then lost, so is
 	// what each of them saw, its own error included (an order that
 	// conflicted with one created earlier in the group, say): each is
@@ -261,7 +256,7 @@ func (g *groupWriter) run(tx *sql.Tx, group []*writeReq) {
 			continue
 		}
 		if !single {
-			if _, err := tx.Stmt(g.savepoint).Exec(); err != nil {
+			if _, err := savepoint.Exec(); err != nil {
 				g.abort(tx, ran, group[i:], nil, fmt.Errorf("group commit: savepoint: %w", err))
 				return
 			}
@@ -271,7 +266,7 @@ func (g *groupWriter) run(tx *sql.Tx, group []*writeReq) {
 		if r.err == nil {
 			kept++
 			if !single {
-				if _, err := tx.Stmt(g.release).Exec(); err != nil {
+				if _, err := release.Exec(); err != nil {
 					g.abort(tx, ran, group[i+1:], nil, fmt.Errorf("group commit: release savepoint: %w", err))
 					return
 				}
@@ -286,9 +281,9 @@ func (g *groupWriter) run(tx *sql.Tx, group []*writeReq) {
 		// gone (SQLite rolls the whole transaction back after some errors:
 		// I/O, disk full, out of memory), and the writes of those before r
 		// with it.
-		_, err := tx.Stmt(g.rollbackTo).Exec()
+		_, err := rollbackTo.Exec()
 		if err == nil {
-			_, err = tx.Stmt(g.release).Exec()
+			_, err = release.Exec()
 		}
 		if err != nil {
 			g.abort(tx, ran, group[i+1:], r, fmt.Errorf(

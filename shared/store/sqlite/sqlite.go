@@ -93,13 +93,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
 	}
-	g, err := newGroupWriter(ctx, w)
+	ws := newStmtCache(w)
+	g, err := newGroupWriter(ctx, w, ws)
 	if err != nil {
+		ws.close()
 		w.Close()
 		r.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
 	}
-	return &Store{w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r), g: g}, nil
+	return &Store{w: w, r: r, ws: ws, rs: newStmtCache(r), g: g}, nil
 }
 
 // Migrate applies the pending migrations; it is idempotent. No lock is taken
@@ -133,7 +135,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close waits for the writes already queued, then closes both connection
 // pools. Writes after Close fail.
 func (s *Store) Close() error {
-	return errors.Join(s.g.close(), s.ws.close(), s.rs.close(), s.r.Close(), s.w.Close())
+	s.g.close()
+	return errors.Join(s.ws.close(), s.rs.close(), s.r.Close(), s.w.Close())
 }
 
 // inTx runs fn in a write transaction on the writer connection, perhaps
