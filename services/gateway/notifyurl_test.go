@@ -27,9 +27,9 @@ func TestCreateNotifyURL(t *testing.T) {
 	if r.Status != http.StatusOK {
 		t.Fatalf("create with notify_url = %d %s", r.Status, r.Body)
 	}
-	urls, err := e.store.NotifyURLs(context.Background(), []string{"nu-1"})
-	if err != nil || urls["nu-1"] != u {
-		t.Fatalf("stored notify_url = %v, %v; want %q", urls, err, u)
+	st, err := e.store.OrderState(context.Background(), []string{"nu-1"})
+	if err != nil || st.NotifyURLs["nu-1"] != u {
+		t.Fatalf("stored notify_url = %v, %v; want %q", st.NotifyURLs, err, u)
 	}
 	a := decode[checkoutAnswer](t, r)
 	if b := decode[checkoutAnswer](t, e.createQR(body)); b.CheckoutURL != a.CheckoutURL {
@@ -54,8 +54,8 @@ func TestCreateNotifyURL(t *testing.T) {
 	if r := e.do(http.MethodPost, "/api/payment/qrcode", []byte("name=x&price=5&order_id=nu-f&notify_url=https%3A%2F%2Fm.example%2Fn"), formHeader()); r.Status != http.StatusOK {
 		t.Fatalf("form create with notify_url = %d %s", r.Status, r.Body)
 	}
-	if urls, _ := e.store.NotifyURLs(context.Background(), []string{"nu-f"}); urls["nu-f"] != "https://m.example/n" {
-		t.Errorf("form notify_url stored as %q", urls["nu-f"])
+	if st, _ := e.store.OrderState(context.Background(), []string{"nu-f"}); st.NotifyURLs["nu-f"] != "https://m.example/n" {
+		t.Errorf("form notify_url stored as %q", st.NotifyURLs["nu-f"])
 	}
 	for _, u := range []string{"http://m.example/n", "https://evil.example/n", "https://user:pw@m.example/n", "https://m.example/#f", "http://127.0.0.1/n", "ftp://m.example/n", "/relative"} {
 		body, _ := json.Marshal(map[string]any{"name": "x", "price": 1, "order_id": "nu-bad", "notify_url": u})

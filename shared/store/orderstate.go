@@ -7,6 +7,6 @@ import "github.com/yzpay/yzpay/shared/domain"
 // and every delivery of their events.
 type OrderState struct {
 	Orders     []domain.Order    // as OrdersByID
-	NotifyURLs map[string]string // as NotifyURLs
+	NotifyURLs map[string]string // of the orders that have one (others, and unknown ones, are absent)
 	Deliveries []domain.Delivery // as DeliveriesForOrders
 }

@@ -110,9 +110,9 @@ type Store interface {
 	// ordered by (EventID, Endpoint): what the notifier needs to keep each
 	// endpoint's view of an order in order.
 	DeliveriesForOrders(ctx context.Context, orderIDs []string) ([]domain.Delivery, error)
-	// OrderState is OrdersByID, NotifyURLs and DeliveriesForOrders of
-	// orderIDs in one read: one round trip on Postgres, one statement on
-	// SQLite (the notifier reads it once per batch).
+	// OrderState is OrdersByID and DeliveriesForOrders of orderIDs, and
+	// their notify_urls, in one read: one round trip on Postgres, one
+	// statement on SQLite (the notifier reads it once per batch).
 	OrderState(ctx context.Context, orderIDs []string) (OrderState, error)
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]domain.Delivery, error)
 	// ReopenDelivery clears GivenUpAt (and DeliveredAt) so a replay counts on.
@@ -149,9 +149,6 @@ type Store interface {
 	BindCheckout(ctx context.Context, c domain.Checkout) (domain.Checkout, error)
 	// CheckoutByToken returns the page's binding or domain.ErrNotFound.
 	CheckoutByToken(ctx context.Context, token string) (domain.Checkout, error)
-	// NotifyURLs returns the notify_url of each of orderIDs that has one
-	// (orders without one, or unknown, are absent).
-	NotifyURLs(ctx context.Context, orderIDs []string) (map[string]string, error)
 
 	// Endpoint health (services/notifier/health.go), shared by every
 	// notifier replica.

@@ -109,34 +109,8 @@ func scanCheckout(row pgx.Row) (domain.Checkout, error) {
 	return c, nil
 }
 
-// NotifyURLs returns the per-order notify_url of those of orderIDs that have
-// one; see store.Store.
-func (s *Store) NotifyURLs(ctx context.Context, orderIDs []string) (map[string]string, error) {
-	out := map[string]string{}
-	if len(orderIDs) == 0 {
-		return out, nil
-	}
-	rows, err := s.pool.Query(ctx, `SELECT order_id, notify_url FROM checkouts
-		WHERE order_id = ANY($1) AND notify_url <> ''`, orderIDs)
-	if err != nil {
-		return nil, fmt.Errorf("postgres store: notify urls: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, u string
-		if err := rows.Scan(&id, &u); err != nil {
-			return nil, fmt.Errorf("postgres store: notify urls: %w", err)
-		}
-		out[id] = u
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres store: notify urls: %w", err)
-	}
-	return out, nil
-}
-
-// OrderState reads OrdersByID, NotifyURLs and DeliveriesForOrders of
-// orderIDs with one round trip: the three queries go out as one batch. They
+// OrderState reads OrdersByID and DeliveriesForOrders of orderIDs, and their
+// notify_urls, with one round trip: the three queries go out as one batch. They
 // only read, so the batch's implicit transaction changes nothing; each still
 // sees what was committed when it ran, as the three separate calls did.
 func (s *Store) OrderState(ctx context.Context, orderIDs []string) (store.OrderState, error) {

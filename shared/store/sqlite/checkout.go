@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/yzpay/yzpay/shared/domain"
 )
@@ -109,31 +108,4 @@ func scanCheckout(row *sql.Row) (domain.Checkout, error) {
 	}
 	c.CreatedAt = fromMicro(at)
 	return c, nil
-}
-
-// NotifyURLs returns the per-order notify_url of those of orderIDs that have
-// one; see store.Store.
-func (s *Store) NotifyURLs(ctx context.Context, orderIDs []string) (map[string]string, error) {
-	out := map[string]string{}
-	for chunk := range slices.Chunk(orderIDs, inChunk) {
-		rows, err := s.queryIn(ctx, `SELECT order_id, notify_url FROM checkouts
-			WHERE notify_url <> '' AND order_id IN (`+marks(len(chunk))+`)`, len(chunk), anys(chunk)...)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite store: notify urls: %w", err)
-		}
-		for rows.Next() {
-			var id, u string
-			if err := rows.Scan(&id, &u); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("sqlite store: notify urls: %w", err)
-			}
-			out[id] = u
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("sqlite store: notify urls: %w", err)
-		}
-	}
-	return out, nil
 }

@@ -19,7 +19,7 @@ const (
 	stateDelivery = 2 // deliveryCols
 )
 
-// orderStateSQL is OrdersByID, NotifyURLs and DeliveriesForOrders of n ids
+// orderStateSQL is OrdersByID, the notify_urls and DeliveriesForOrders of n ids
 // (?1 … ?n) as one statement. Each autocommit statement on a reader is a
 // read transaction of its own: SQLite takes the WAL read lock, and after any
 // commit since the connection's last read drops its page cache and reads the
@@ -56,8 +56,8 @@ var orderStateTexts = func() []string {
 	return out
 }()
 
-// OrderState reads what OrdersByID, NotifyURLs and DeliveriesForOrders
-// return for orderIDs, in one statement per chunk of ids (one for the
+// OrderState reads what OrdersByID and DeliveriesForOrders return for
+// orderIDs, and their notify_urls, in one statement per chunk of ids (one for the
 // notifier's batches); see orderStateSQL.
 func (s *Store) OrderState(ctx context.Context, orderIDs []string) (store.OrderState, error) {
 	st := store.OrderState{NotifyURLs: map[string]string{}}

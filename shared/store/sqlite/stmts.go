@@ -111,7 +111,7 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) (*sql.Ro
 }
 
 // inListCached bounds the IN (...) lists whose statements the reader cache
-// keeps. The notifier's micro-batches read a few orders at a time, so the
+// keeps. The notifier's micro-batches (OrderState) read a few orders at a time, so the
 // same few texts come back all the time (keeping them prepared halved the
 // CPU of the batch's reads; docs/performance.md "Hot path"); longer lists are rare and
 // parsed per call, which keeps the cache at most this many texts per query.

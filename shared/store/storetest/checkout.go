@@ -86,7 +86,7 @@ func answers(t *testing.T, n int, call func(i int) (string, error)) map[string]i
 }
 
 // testNotifyURLs: an order's notify_url is kept with its page, the first
-// binding's wins, and NotifyURLs finds it for the notifier (orders without
+// binding's wins, and OrderState finds it for the notifier (orders without
 // one, or unknown, are absent).
 func testNotifyURLs(t *testing.T, s store.Store) {
 	create(t, s, "nu-1", 7101)
@@ -103,9 +103,9 @@ func testNotifyURLs(t *testing.T, s store.Store) {
 	if _, err := s.BindCheckout(ctx(t), domain.Checkout{Token: "tok-nu-2-00000000000000000", OrderID: "nu-2"}); err != nil {
 		t.Fatalf("BindCheckout: %v", err)
 	}
-	m, err := s.NotifyURLs(ctx(t), []string{"nu-1", "nu-2", "nu-missing"})
-	if err != nil || len(m) != 1 || m["nu-1"] != u {
-		t.Fatalf("NotifyURLs = %v, %v; want only nu-1 → %q", m, err, u)
+	st, err := s.OrderState(ctx(t), []string{"nu-1", "nu-2", "nu-missing"})
+	if m := st.NotifyURLs; err != nil || len(m) != 1 || m["nu-1"] != u {
+		t.Fatalf("OrderState.NotifyURLs = %v, %v; want only nu-1 → %q", m, err, u)
 	}
 }
 
@@ -275,17 +275,21 @@ func testOrderState(t *testing.T, s store.Store) {
 		}
 	}
 	many = append(many, "os-2")
-	// The same as the three methods, field by field, for each set of ids.
+	// The same as OrdersByID and DeliveriesForOrders, and the notify_urls
+	// stored above, field by field, for each set of ids.
 	for _, ids := range [][]string{{"os-1", "os-2", "os-3", "os-missing"}, {"os-2"}, {"os-missing"}, nil, many} {
 		got, err := s.OrderState(ctx(t), ids)
 		if err != nil {
 			t.Fatalf("OrderState(%d ids): %v", len(ids), err)
 		}
 		orders, err1 := s.OrdersByID(ctx(t), ids)
-		urls, err2 := s.NotifyURLs(ctx(t), ids)
-		ds, err3 := s.DeliveriesForOrders(ctx(t), ids)
-		if err := errors.Join(err1, err2, err3); err != nil {
+		ds, err2 := s.DeliveriesForOrders(ctx(t), ids)
+		if err := errors.Join(err1, err2); err != nil {
 			t.Fatal(err)
+		}
+		urls := map[string]string{}
+		if slices.Contains(ids, "os-1") {
+			urls["os-1"] = "https://shop.example/n/1"
 		}
 		sortOrders := func(os []domain.Order) []domain.Order {
 			os = slices.Clone(os)
