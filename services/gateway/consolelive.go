@@ -243,23 +243,19 @@ func (h *consoleHub) checkOrders(ctx context.Context) {
 	for id := range ids {
 		list = append(list, id)
 	}
-	os, err := h.g.deps.Store.OrdersByID(ctx, list)
+	// One read, so an order and its deliveries come from one snapshot.
+	st, err := h.g.deps.Store.OrderState(ctx, list)
 	if err != nil {
 		h.g.log.Warn("console: live orders", "err", err)
 		return
 	}
-	ds, err := h.g.deps.Store.DeliveriesForOrders(ctx, list)
-	if err != nil {
-		h.g.log.Warn("console: live deliveries", "err", err)
-		return
-	}
 	prints := map[string]*strings.Builder{}
-	for _, o := range os {
+	for _, o := range st.Orders {
 		b := &strings.Builder{}
 		fmt.Fprintf(b, "%s|%d|", o.Status, o.UpdatedAt.UnixMicro())
 		prints[o.OrderID] = b
 	}
-	for _, d := range ds {
+	for _, d := range st.Deliveries {
 		if b := prints[d.OrderID]; b != nil {
 			fmt.Fprintf(b, "%s,%s,%d,%s,%d;", d.EventID, endpointRef(d.Endpoint), d.Attempts, d.State(), d.UpdatedAt.UnixMicro())
 		}
