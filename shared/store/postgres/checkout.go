@@ -128,44 +128,24 @@ func (s *Store) OrderState(ctx context.Context, orderIDs []string) (store.OrderS
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			o, err := scanOrder(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			st.Orders = append(st.Orders, o)
-		}
-		if rows.Close(); rows.Err() != nil {
-			return rows.Err()
+		if st.Orders, err = pgx.AppendRows(st.Orders, rows, rowToOrder); err != nil {
+			return err
 		}
 		if rows, err = br.Query(); err != nil {
 			return err
 		}
-		for rows.Next() {
-			var id, u string
-			if err := rows.Scan(&id, &u); err != nil {
-				rows.Close()
-				return err
-			}
+		var id, u string
+		if _, err = pgx.ForEachRow(rows, []any{&id, &u}, func() error {
 			st.NotifyURLs[id] = u
-		}
-		if rows.Close(); rows.Err() != nil {
-			return rows.Err()
+			return nil
+		}); err != nil {
+			return err
 		}
 		if rows, err = br.Query(); err != nil {
 			return err
 		}
-		for rows.Next() {
-			d, err := scanDelivery(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			st.Deliveries = append(st.Deliveries, d)
-		}
-		rows.Close()
-		return rows.Err()
+		st.Deliveries, err = pgx.AppendRows(st.Deliveries, rows, rowToDelivery)
+		return err
 	}()
 	if cerr := br.Close(); err == nil {
 		err = cerr

@@ -345,20 +345,14 @@ func (s *Store) queryOrders(ctx context.Context, what, q string, args ...any) ([
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %s: %w", what, err)
 	}
-	defer rows.Close()
-	var out []domain.Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres store: %s: %w", what, err)
-		}
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
+	var out []domain.Order // nil when there are none, as callers have always had it
+	if out, err = pgx.AppendRows(out, rows, rowToOrder); err != nil {
 		return nil, fmt.Errorf("postgres store: %s: %w", what, err)
 	}
 	return out, nil
 }
+
+func rowToOrder(row pgx.CollectableRow) (domain.Order, error) { return scanOrder(row) }
 
 // RecordObservations applies obs in order in one transaction.
 func (s *Store) RecordObservations(ctx context.Context, obs []domain.Observation) ([]domain.Change, error) {
@@ -885,20 +879,14 @@ func (s *Store) queryDeliveries(ctx context.Context, what, q string, args ...any
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %s: %w", what, err)
 	}
-	defer rows.Close()
-	var out []domain.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres store: %s: %w", what, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	var out []domain.Delivery // nil when there are none, as callers have always had it
+	if out, err = pgx.AppendRows(out, rows, rowToDelivery); err != nil {
 		return nil, fmt.Errorf("postgres store: %s: %w", what, err)
 	}
 	return out, nil
 }
+
+func rowToDelivery(row pgx.CollectableRow) (domain.Delivery, error) { return scanDelivery(row) }
 
 // ReopenDelivery clears DeliveredAt and GivenUpAt, keeping Attempts, so that
 // a replay counts on from where the delivery stopped.
