@@ -773,16 +773,8 @@ func (s *Store) recordAttemptsAtOnce(ctx context.Context, attempts []domain.Atte
 	if err != nil {
 		return nil, err
 	}
-	defer q.Close()
-	out := make([]domain.Delivery, 0, n)
-	for q.Next() {
-		d, err := scanDelivery(q)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	if err := q.Err(); err != nil {
+	out, err := pgx.AppendRows(make([]domain.Delivery, 0, n), q, rowToDelivery)
+	if err != nil {
 		return nil, err
 	}
 	if len(out) != n {
