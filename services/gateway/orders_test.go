@@ -6,9 +6,13 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/yzpay/yzpay/services/gateway"
+	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/domain"
+	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/youzan"
 )
 
@@ -241,5 +245,40 @@ func TestPaymentRoutesRequireTheBearerKey(t *testing.T) {
 	}
 	if r := e.createQR(body); r.Status != http.StatusOK {
 		t.Errorf("the right key: %d: %s", r.Status, r.Body)
+	}
+}
+
+// attachFailsOnce is the real store, except that its first
+// AttachQRAndCheckout fails as a store that went away would.
+type attachFailsOnce struct {
+	store.Store
+	failed atomic.Bool
+}
+
+func (s *attachFailsOnce) AttachQRAndCheckout(ctx context.Context, qr domain.QRCode, c domain.Checkout) (domain.Order, domain.Checkout, error) {
+	if s.failed.CompareAndSwap(false, true) {
+		return domain.Order{}, domain.Checkout{}, errors.New("store went away")
+	}
+	return s.Store.AttachQRAndCheckout(ctx, qr, c)
+}
+
+// A QR Youzan made that the store could not record gives the claim back:
+// the merchant's retry creates the order at once instead of waiting for the
+// claim to lapse (an hour here).
+func TestAttachFailureReleasesTheClaim(t *testing.T) {
+	e := newEnv(t, func(_ *config.Gateway, d *gateway.Deps) { d.Store = &attachFailsOnce{Store: d.Store} })
+	const body = `{"name":"tea","price":100,"order_id":"o-1"}`
+	if r := e.createQR(body); r.Status != http.StatusServiceUnavailable || r.errorCode() != "unavailable" {
+		t.Fatalf("create while the store fails = %d %s, want 503 unavailable: %s", r.Status, r.errorCode(), r.Body)
+	}
+	r := e.createQR(body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("retry after the failure: %d: %s", r.Status, r.Body)
+	}
+	if q := decode[qrAnswer](t, r); q.QRID == 0 {
+		t.Errorf("retry answered no QR: %s", r.Body)
+	}
+	if n := len(e.youzan.Calls()); n != 2 {
+		t.Errorf("%d Youzan calls, want 2 (the QR that was not recorded, and the retry's)", n)
 	}
 }
