@@ -489,3 +489,64 @@ func TestGroupOnOneProcessor(t *testing.T) {
 		t.Fatalf("%d writes took %d transactions: on one processor the writers did not share commits", writers*each, groups)
 	}
 }
+
+// Another process holding the write lock past busy_timeout (a backup, the
+// sqlite3 shell) makes BEGIN fail: every write of the group gets the error
+// and none runs; once the lock is gone the writer works again.
+func TestGroupBeginFails(t *testing.T) {
+	s, _ := groupStore(t)
+	ctx := t.Context()
+	var path string
+	if err := s.r.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
+		t.Fatal(err)
+	}
+	// The writer pool's one connection waits 50 ms for the lock, not 10 s.
+	if _, err := s.w.ExecContext(ctx, `PRAGMA busy_timeout = 50`); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	locker, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close()
+	if _, err := locker.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 5
+	var ran atomic.Int64
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+				ran.Add(1)
+				return bump(ctx, tx, fmt.Sprint("w", i))
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "begin:") {
+			t.Errorf("write %d while another process holds the lock: %v, want a begin error", i, err)
+		}
+	}
+	if got := ran.Load(); got != 0 {
+		t.Errorf("%d writes ran without a transaction", got)
+	}
+
+	if _, err := locker.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return bump(ctx, tx, "after") }); err != nil {
+		t.Fatalf("write after the lock was released: %v", err)
+	}
+	if v, _ := kv(t, s, "n"); v != 1 {
+		t.Errorf("count %d, want 1 (only the write after the lock)", v)
+	}
+}
