@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/yzpay/yzpay/shared/servicetest"
+	"github.com/yzpay/yzpay/shared/store"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -92,6 +93,9 @@ type env struct {
 	t     *testing.T
 	store *sqlite.Store
 	js    jetstream.JetStream
+	// port, when set, is the store the notifier is given instead of store
+	// (a test's wrapper around it).
+	port store.Store
 }
 
 func newEnv(t *testing.T) *env {
@@ -118,7 +122,11 @@ func (e *env) start(endpoints []string, edit func(*config.Notifier)) *metrics.Me
 		edit(&cfg)
 	}
 	m := metrics.New()
-	n, err := notifier.New(cfg, notifier.Deps{Store: e.store, JS: e.js, Metrics: m,
+	var st store.Store = e.store
+	if e.port != nil {
+		st = e.port
+	}
+	n, err := notifier.New(cfg, notifier.Deps{Store: st, JS: e.js, Metrics: m,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		e.t.Fatal(err)

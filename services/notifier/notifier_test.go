@@ -1,16 +1,20 @@
 package notifier_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/yzpay/yzpay/shared/config"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/natsjs"
+	"github.com/yzpay/yzpay/shared/store"
 )
 
 // checkPush asserts that h is ev, signed with the merchant's secret.
@@ -230,5 +234,42 @@ func TestUnreadableEventDoesNotHoldUpTheRest(t *testing.T) {
 	eventually(t, "both events handled", func() bool { return len(m.received()) == 1 && e.settled() })
 	if h := m.received()[0]; h.eventID != ev.EventID {
 		t.Errorf("merchant received %q", h.eventID)
+	}
+}
+
+// orderStateFails is the real store, except that its first reads of a
+// batch's state fail, as a store that went away would.
+type orderStateFails struct {
+	store.Store
+	left atomic.Int32
+}
+
+func (s *orderStateFails) OrderState(ctx context.Context, ids []string) (store.OrderState, error) {
+	if s.left.Add(-1) >= 0 {
+		return store.OrderState{}, errors.New("store went away")
+	}
+	return s.Store.OrderState(ctx, ids)
+}
+
+// While the store cannot be read the notifier signs nothing and lets the
+// event come back after StoreRetry; once the store answers, the merchant
+// gets the event, once.
+func TestStoreOutageRedeliversTheEvent(t *testing.T) {
+	e := newEnv(t)
+	fails := &orderStateFails{Store: e.store}
+	fails.left.Store(3)
+	e.port = fails
+	m := newMerchant(t, nil)
+	e.start([]string{m.url}, nil)
+	ev := event("T1", "o-1", domain.StatusTradePaid)
+	e.publish(ev)
+
+	eventually(t, "the event to be delivered after the outage", func() bool { return len(m.received()) == 1 && e.settled() })
+	if left := fails.left.Load(); left >= 0 {
+		t.Fatalf("the store failed %d times, want 3 before it answered", 3-left)
+	}
+	checkPush(t, m.received()[0], ev, 1)
+	if d := e.deliveries(ev.EventID)[m.url]; d.Attempts != 1 || d.State() != domain.DeliveryDelivered {
+		t.Errorf("delivery recorded as %+v: the outage must not count as an attempt", d)
 	}
 }
