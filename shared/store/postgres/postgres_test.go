@@ -2,12 +2,15 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/yzpay/yzpay/shared/domain"
 	"github.com/yzpay/yzpay/shared/store"
 	"github.com/yzpay/yzpay/shared/store/postgres"
@@ -171,6 +174,49 @@ func TestRecordObservationsFailureRollsBack(t *testing.T) {
 		t.Errorf("order a is %s after a failed batch", o.Status)
 	}
 	ch, err := s.RecordObservations(t.Context(), []domain.Observation{paid(1, 990)})
+	if err != nil || !ch[0].Changed || ch[0].Order.Status != domain.StatusTradeSuccess {
+		t.Fatalf("next batch: %+v, %v", ch, err)
+	}
+}
+
+// A batch whose first statement fails (here its row lock times out while
+// another session holds the order) returns that error, changes nothing and
+// leaves its one connection usable once the lock is free.
+func TestRecordObservationsReadFailureRollsBack(t *testing.T) {
+	s := open(t, "pool_max_conns=1", "lock_timeout=100")
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.Reserve(ctx, domain.NewOrder{OrderID: "a", Name: "n", Price: 990}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AttachQR(ctx, "a", domain.QRCode{ID: 1, URL: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgx.ConnectConfig(ctx, s.Pool().Config().ConnConfig.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(context.Background())
+	holder, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, `SELECT 1 FROM orders WHERE order_id = 'a' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	paid := domain.Observation{QRID: 1, TID: "T1", Status: domain.StatusTradeSuccess, Payment: 990, BuyerID: "b",
+		PayType: "W", PaidAt: time.Now()}
+	_, err = s.RecordObservations(ctx, []domain.Observation{paid})
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); !ok || pgErr.Code != "55P03" {
+		t.Fatalf("RecordObservations while the order is locked elsewhere: %v, want lock_not_available (55P03)", err)
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := s.OrderByID(ctx, "a"); o.Status != domain.StatusWaitBuyerPay {
+		t.Errorf("order a is %s after a failed batch", o.Status)
+	}
+	ch, err := s.RecordObservations(ctx, []domain.Observation{paid})
 	if err != nil || !ch[0].Changed || ch[0].Order.Status != domain.StatusTradeSuccess {
 		t.Fatalf("next batch: %+v, %v", ch, err)
 	}
