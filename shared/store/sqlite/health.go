@@ -64,7 +64,9 @@ func (s *Store) NoteEndpoint(ctx context.Context, o domain.EndpointOutcome, p st
 // ClaimEndpoint moves next_probe_at to until when it is due.
 func (s *Store) ClaimEndpoint(ctx context.Context, endpoint, state string, at, until time.Time) (bool, error) {
 	var n int64
-	// Through inTx, as RecordAudit: the claim counts once committed.
+	// Through inTx, as RecordAudit, not straight on the writer pool: the
+	// write queues with the others and may share their commit, instead of
+	// waiting outside the queue for the pool's one connection.
 	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE endpoint_health SET next_probe_at = ?1
 			WHERE endpoint = ?2 AND state = ?3 AND (next_probe_at IS NULL OR next_probe_at <= ?4)`,
